@@ -1,0 +1,36 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when missing and
+# reuse it afterwards; the install step reruns only when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The CPU wheel of torch; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+DEMO_DIR ?= demo-run
+DEMO_N ?= 20000
+
+.PHONY: demo test lint bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check calosim tests validation
+
+demo: $(STAMP)
+	$(BIN)/python -m calosim.demo --out $(DEMO_DIR) --n $(DEMO_N)
+
+bench: $(STAMP)
+	$(BIN)/calosim bench --simulator mc --n 100000
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache
