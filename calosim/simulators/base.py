@@ -43,7 +43,9 @@ class DetectorSimulator(ABC):
 
     name: str = "simulator"
 
-    def simulate(self, particles: Any, seed: int | None = None, *, first_index: int = 0) -> np.ndarray:
+    def simulate(
+        self, particles: Any, seed: int | None = None, *, first_index: int = 0
+    ) -> np.ndarray:
         """Simulate one response per particle.
 
         ``particles``: an (N, 9) array or a table with the 9 named columns (see
@@ -60,7 +62,9 @@ class DetectorSimulator(ABC):
         return self._simulate(array, generators)
 
     @abstractmethod
-    def _simulate(self, particles: np.ndarray, generators: Sequence[np.random.Generator]) -> np.ndarray:
+    def _simulate(
+        self, particles: np.ndarray, generators: Sequence[np.random.Generator]
+    ) -> np.ndarray:
         """Rows [k * RANDOM_BLOCK, (k + 1) * RANDOM_BLOCK) draw only from generators[k]."""
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""The `calosim` command: a thin click layer over the library.
+
+Errors a user causes print one line on stderr and exit 1; `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from calosim._version import __version__
+from calosim.errors import CalosimError
+
+
+class _Commands(click.Group):
+    """Turns exceptions into one line on stderr unless --debug was given."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("calosim: interrupted", err=True)
+            sys.exit(130)
+        except Exception as err:  # noqa: BLE001 - the last line of defence for users
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"calosim: error: {_one_line(err)}", err=True)
+            sys.exit(1)
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, CalosimError):
+        return text
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror or text}"
+    return f"{type(err).__name__}: {text} (rerun with --debug for the traceback)"
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="calosim")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """Fast simulation of the ALICE Zero Degree Calorimeters with learned models."""
+
+
+def main() -> None:
+    cli(prog_name="calosim")
+
+
+from calosim.cli import bench, generate, info, simulate, split, train, validate  # noqa: E402
+
+for _module in (simulate, split, validate, info, train, generate, bench):
+    cli.add_command(_module.command)

@@ -1,0 +1,50 @@
+"""`calosim info`: what a data file or a model file holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+MODEL_SUFFIXES = {".pt", ".pth", ".ckpt"}
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """A JSON-ready description of a data file or a model file."""
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        from calosim.simulators.loading import load
+
+        return {"file": str(path), "kind": "model", **load(path).describe()}
+    from calosim.data import describe_file
+
+    return {"file": str(path), "kind": "data", **describe_file(path)}
+
+
+def _print_tree(value: Any, indent: int = 0) -> None:
+    pad = "  " * indent
+    for key, item in value.items():
+        if isinstance(item, dict):
+            click.echo(f"{pad}{key}:")
+            _print_tree(item, indent + 1)
+        else:
+            if isinstance(item, float):
+                item = f"{item:.6g}"
+            click.echo(f"{pad}{key}: {item}")
+
+
+@click.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def command(path: Path, as_json: bool) -> None:
+    """Show what PATH (a data file or a model file) holds."""
+    if not path.exists():
+        from calosim.errors import CalosimError
+
+        raise CalosimError(f"{path}: no such file")
+    info = describe(path)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+    else:
+        _print_tree(info)

@@ -1,0 +1,39 @@
+"""`calosim train`: train a model from a YAML config into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from calosim.cli.options import device_option, progress_option, seed_option
+
+
+@click.command("train")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("overrides", nargs=-1)
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Training data file (default: the config's `data:`).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default: runs/<config name>).")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time budget: stop cleanly after this many minutes, keeping the best model.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@seed_option
+@device_option
+@progress_option
+def command(
+    config: Path, overrides: tuple[str, ...], data: Path | None, out_dir: Path | None,
+    max_minutes: float | None, resume: bool, seed: int | None, device: str, progress: bool,
+) -> None:
+    """Train the model of CONFIG. OVERRIDES are `key.path=value` pairs (YAML values),
+    e.g. `training.epochs=5 model.latent_dim=16`."""
+    from calosim.training.run import train_from_config
+
+    out_dir = out_dir or Path("runs") / config.stem
+    result = train_from_config(
+        config, data=data, out_dir=out_dir, seed=seed, overrides=overrides,
+        max_minutes=max_minutes, resume=resume, device=device, progress=progress,
+    )
+    click.echo(f"model: {result.model_path}")
+    click.echo(f"run directory: {result.run_dir}")
