@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = read_dataset(data_path)
     test_rows = np.sort(split_indices(len(dataset), DEFAULT_SPLIT_SEED, (0.8, 0.1, 0.1))["test"])
     test_path, floor_path = out / "test.h5", out / "test_floor.h5"
-    write_dataset(test_path, dataset.subset(test_rows), attrs=dataset.attrs)
+    test_attrs = {**dataset.attrs, "creator": "calosim.demo (test split of zn.h5)"}
+    write_dataset(test_path, dataset.subset(test_rows), attrs=test_attrs)
     simulate_file(mc, test_path, floor_path, seed=args.seed + 1)
 
     generated_path = floor_path

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from calosim.cli.options import creator_command
+
 DEFAULT_SPLIT_SEED = 0
 
 
@@ -29,7 +31,8 @@ def command(data: Path, out_dir: Path, seed: int, fractions: tuple[float, float,
     dataset = read_dataset(data)
     parts = split_indices(len(dataset), seed, fractions)
     out_dir.mkdir(parents=True, exist_ok=True)
-    attrs = {**dataset.attrs, "split_of": str(data), "split_seed": seed,
+    attrs = {**dataset.attrs, "source_creator": dataset.attrs.get("creator", ""),
+             "creator": creator_command(), "split_of": str(data), "split_seed": seed,
              "split_fractions": list(fractions)}
     for name, rows in parts.items():
         path = out_dir / f"{name}.h5"
