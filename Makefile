@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_DIR ?= demo-run
 DEMO_N ?= 20000
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv system-deps
 
 venv: $(STAMP)
 
@@ -20,7 +20,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# The report tests open the HTML in headless Chromium (Debian packages). Installed only
+# when missing and we are root (CI); otherwise those tests fail and say what to install.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium and chromium-driver (report tests)"; \
+		apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			>/dev/null; \
+	fi
+
+test: system-deps $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

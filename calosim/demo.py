@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     report_dir = out / "validation"
     result = validate_files(test_path, generated_path, floor=floor_path, out_dir=report_dir)
     print(format_table(result))
-    print(f"\nplots and metrics.json: {report_dir.resolve()}/")
+    print(f"\nreport: {(report_dir / 'report.html').resolve()} (plots and metrics.json beside it)")
     return 0
 
 

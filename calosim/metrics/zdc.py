@@ -31,6 +31,7 @@ import numpy as np
 from calosim.data.schema import IMAGE_SIZE, N_PIXELS, RESPONSE_SHAPE
 from calosim.metrics.observables import (
     MetricInputError,
+    ResponseSummary,
     chunk_channels,
     compare_observables,
     is_torch_tensor,
@@ -299,10 +300,26 @@ def zdc_metrics(
     mask = channel_mask(parity)
     ref = summarize_responses(reference, mask, "reference")
     gen = summarize_responses(generated, mask, "generated")
+    return metrics_from_summaries(ref, gen, floor, paired=len(ref.channels) == len(gen.channels))
+
+
+def metrics_from_summaries(
+    reference: ResponseSummary,
+    generated: ResponseSummary,
+    floor: Mapping[str, Any] | None = None,
+    *,
+    paired: bool,
+) -> dict[str, Any]:
+    """`zdc_metrics` from response sets already summarised (each read once, reusable).
+
+    ``paired``: the two sets hold the same particles in the same order, so the channel
+    MAE (response i against response i) is meaningful and included.
+    """
+    ref, gen = reference, generated
     metrics: dict[str, Any] = {
         "wasserstein": wasserstein_of_channels(ref.channels, gen.channels).to_dict()
     }
-    if len(ref.channels) == len(gen.channels):
+    if paired:
         metrics["mae"] = mae_of_channels(ref.channels, gen.channels)
     metrics["pooled_log_wasserstein"] = pooled_wasserstein(ref.log_channels, gen.log_channels)
     metrics["n_reference"] = len(ref.channels)
