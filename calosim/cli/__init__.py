@@ -52,7 +52,17 @@ def main() -> None:
     cli(prog_name="calosim")
 
 
-from calosim.cli import bench, generate, info, simulate, split, train, validate  # noqa: E402
+from calosim.cli import (  # noqa: E402
+    bench,
+    export,
+    generate,
+    images,
+    info,
+    simulate,
+    split,
+    train,
+    validate,
+)
 
-for _module in (simulate, split, validate, info, train, generate, bench):
+for _module in (simulate, split, validate, info, train, generate, bench, export, images):
     cli.add_command(_module.command)
