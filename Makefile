@@ -20,14 +20,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# The report tests open the HTML in headless Chromium (Debian packages). Installed only
-# when missing and we are root (CI); otherwise those tests fail and say what to install.
+# Debian packages the tests use: Chromium opens the HTML report, dataset-fashion-mnist
+# holds the Fashion-MNIST IDX files. Installed only when missing and we are root (CI);
+# otherwise those tests fail and say what to install.
+SYSTEM_PACKAGES := chromium chromium-driver dataset-fashion-mnist
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+
 system-deps:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
-		echo "installing chromium and chromium-driver (report tests)"; \
+	@if { [ ! -x /usr/bin/chromium ] || [ ! -d $(FASHION_MNIST_DIR) ]; } && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
 		apt-get update -qq >/dev/null && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
-			>/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
 test: system-deps $(STAMP)
