@@ -27,11 +27,17 @@ def command(
     max_minutes: float | None, resume: bool, seed: int | None, device: str, progress: bool,
 ) -> None:
     """Train the model of CONFIG. OVERRIDES are `key.path=value` pairs (YAML values),
-    e.g. `training.epochs=5 model.latent_dim=16`."""
-    from calosim.training.run import train_from_config
+    e.g. `training.epochs=5 model.latent_dim=16`. A config with a `continual:` section
+    runs its whole task sequence (configs/continual/)."""
+    from calosim.training.run import load_config, train_from_config
 
+    loaded = load_config(config)
+    if "continual" in loaded:
+        from calosim.continual.run import train_continual_from_config as train
+    else:
+        train = train_from_config
     out_dir = out_dir or Path("runs") / config.stem
-    result = train_from_config(
+    result = train(
         config, data=data, out_dir=out_dir, seed=seed, overrides=overrides,
         max_minutes=max_minutes, resume=resume, device=device, progress=progress,
     )

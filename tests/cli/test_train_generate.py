@@ -1,0 +1,60 @@
+"""The whole user path through the CLI: train, info on the model, generate, validate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from calosim.data import read_dataset
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+TINY_SAE = [
+    "model.encoder_hidden=[32]", "model.decoder_hidden=[32]", "model.noise_hidden=[16]",
+    "model.gate=false", "training.epochs=1", "training.batch_size=256",
+]
+
+
+def test_train_then_generate_then_validate(run, simulated, tmp_path):
+    run_dir = tmp_path / "sae"
+    result = run("train", CONFIGS / "zdc" / "e2e_sae.yaml", *TINY_SAE, "--data", simulated,
+                 "--out", run_dir, "--seed", "3", "--no-progress")
+    assert result.exit_code == 0, result.output
+    model = run_dir / "model.pt"
+    assert model.is_file()
+
+    info = json.loads(run("info", model, "--json").stdout)
+    assert info["kind"] == "model" and info["simulator"] == "e2e_sae"
+
+    first, again = tmp_path / "gen1.h5", tmp_path / "gen2.h5"
+    for out in (first, again):
+        assert run("generate", "--model", model, "--particles", simulated, "--out", out,
+                   "--seed", "5", "--no-progress").exit_code == 0
+    generated = read_dataset(first)
+    assert generated.responses.shape == (3000, 44, 44)
+    np.testing.assert_array_equal(generated.responses, read_dataset(again).responses)
+    np.testing.assert_array_equal(generated.particles, read_dataset(simulated).particles)
+
+    report = json.loads(run("validate", "--reference", simulated, "--generated", first,
+                            "--json").stdout)
+    assert report["metrics"]["wasserstein"]["mean"] > 0
+
+
+def test_a_continual_config_runs_its_task_sequence(run, simulated, tmp_path):
+    run_dir = tmp_path / "cl"
+    result = run("train", CONFIGS / "continual" / "naive.yaml", "continual.n_tasks=2",
+                 "model.encoder_hidden=[16]", "model.decoder_hidden=[16]", "training.epochs=1",
+                 "max_rows=1500", "--data", simulated, "--out", run_dir, "--no-progress")
+    assert result.exit_code == 0, result.output
+    matrix = json.loads((run_dir / "r_matrix.json").read_text())["matrix"]
+    assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
+    assert (run_dir / "model.pt").is_file()
+
+
+def test_a_bad_override_is_one_line(run, simulated, tmp_path, assert_one_line_error):
+    result = run("train", CONFIGS / "zdc" / "e2e_sae.yaml", "model.no_such_key=1", "--data", simulated,
+                 "--out", tmp_path / "bad")
+    assert_one_line_error(result, "no_such_key")
+    assert not (tmp_path / "bad" / "model.pt").exists()
