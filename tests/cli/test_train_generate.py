@@ -54,7 +54,7 @@ def test_a_continual_config_runs_its_task_sequence(run, simulated, tmp_path):
 
 
 def test_a_bad_override_is_one_line(run, simulated, tmp_path, assert_one_line_error):
-    result = run("train", CONFIGS / "zdc" / "e2e_sae.yaml", "model.no_such_key=1", "--data", simulated,
-                 "--out", tmp_path / "bad")
+    result = run("train", CONFIGS / "zdc" / "e2e_sae.yaml", "model.no_such_key=1",
+                 "--data", simulated, "--out", tmp_path / "bad")
     assert_one_line_error(result, "no_such_key")
     assert not (tmp_path / "bad" / "model.pt").exists()
