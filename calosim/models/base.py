@@ -1,0 +1,281 @@
+"""The surface every learned generative model shares.
+
+A model is a ``GenerativeModel`` (an nn.Module with a dataclass config) that learns in
+log(1 + counts) space from standardised particle attributes. ``LearnedSimulator`` turns
+any such model, with its transforms, into a DetectorSimulator: the trainer, the model
+files and `calosim.load` only ever talk to these two classes, so a new model (VAE, GAN,
+diffusion) plugs in by subclassing GenerativeModel and registering it (see registry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from calosim.data.schema import RESPONSE_SHAPE
+from calosim.errors import CalosimError
+from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator
+
+LOG_TRANSFORMS = ("log1p",)
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+@dataclass
+class ModelConfig:
+    """Base of every model's hyper-parameter dataclass (fields with defaults only).
+
+    Subclasses check value ranges in ``__post_init__`` and raise ValueError; the
+    config reader turns that into a one-line CalosimError naming the key.
+    """
+
+
+def config_from_dict(cls: type, values: Mapping[str, Any] | None, where: str) -> Any:
+    """Build dataclass ``cls`` from a plain mapping, checking keys and value types.
+
+    ``where`` names the config section in messages ("model", "training"). Unknown
+    keys, values of the wrong type and values rejected by ``__post_init__`` raise a
+    one-line CalosimError.
+    """
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise CalosimError(
+            f"config: unknown key {where}.{unknown[0]} (known: {', '.join(sorted(fields))})"
+        )
+    checked = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in values.items()}
+    try:
+        return cls(**checked)
+    except (TypeError, ValueError) as error:
+        raise CalosimError(f"config: {where}: {error}") from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config as plain YAML/JSON-friendly values (tuples become lists)."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against type ``hint`` (plain types, unions, tuples, Literal)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, key)
+            except CalosimError as error:
+                errors.append(str(error))
+        raise CalosimError(errors[0] if len(errors) == 1 else f"config: {key}: bad value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise CalosimError(f"config: {key}: expected one of {allowed}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise CalosimError(f"config: {key}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise CalosimError(f"config: {key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CalosimError(f"config: {key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CalosimError(f"config: {key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise CalosimError(f"config: {key}: expected a string, got {value!r}")
+        return value
+    raise CalosimError(f"config: {key}: unsupported config type {hint}")
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclass
+class Batch:
+    """One training batch: log(1 + counts) images (B, 44, 44) and standardised
+    conditions (B, 9) on the model's device, plus the CPU generator all training noise
+    is drawn from (so a resumed run draws the same noise)."""
+
+    images: torch.Tensor
+    conditions: torch.Tensor
+    generator: torch.Generator
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        """Standard normal noise of ``shape``, drawn on the CPU, on the batch's device."""
+        noise = torch.randn(*shape, generator=self.generator)
+        return noise.to(device=self.images.device, dtype=self.images.dtype)
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        """Uniform [0, 1) noise of ``shape``, drawn on the CPU, on the batch's device."""
+        noise = torch.rand(*shape, generator=self.generator)
+        return noise.to(device=self.images.device, dtype=self.images.dtype)
+
+
+class GenerativeModel(nn.Module, ABC):
+    """A conditional generator of ZN responses in log(1 + counts) space.
+
+    Subclasses set ``config_class``, take an instance of it in ``__init__`` and
+    implement ``noise_shape``, ``training_losses`` and ``generate``. Models with several
+    optimisers (GANs) override ``configure_optimisers`` and ``training_step``.
+    """
+
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    @abstractmethod
+    def noise_shape(self) -> tuple[int, ...]:
+        """Shape of the standard-normal noise ``generate`` takes per response."""
+
+    @abstractmethod
+    def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Differentiable losses of one batch; "loss" is the one to minimise, the others
+        are its parts, logged as they are."""
+
+    @abstractmethod
+    def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        """(B, *noise_shape) standard normal noise and (B, 9) standardised conditions ->
+        (B, 44, 44) images in log(1 + counts) space. Deterministic given its inputs."""
+
+    def configure_optimisers(
+        self, learning_rate: float, weight_decay: float
+    ) -> list[torch.optim.Optimizer]:
+        """The optimisers ``training_step`` uses; one Adam over all parameters here."""
+        return [torch.optim.Adam(self.parameters(), lr=learning_rate, weight_decay=weight_decay)]
+
+    def training_step(
+        self,
+        batch: Batch,
+        optimisers: Sequence[torch.optim.Optimizer],
+        grad_clip: float | None = None,
+    ) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns the losses as floats."""
+        (optimiser,) = optimisers
+        optimiser.zero_grad(set_to_none=True)
+        losses = self.training_losses(batch)
+        losses["loss"].backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
+        optimiser.step()
+        return {name: float(value.detach()) for name, value in losses.items()}
+
+
+# -------------------------------------------------------------------------- simulator
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch device from a user string, with a one-line error for unusable ones."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CalosimError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise CalosimError(f"device {device!r} requested but CUDA is not available here")
+    return resolved
+
+
+class LearnedSimulator(DetectorSimulator):
+    """A trained GenerativeModel behind the DetectorSimulator interface.
+
+    Each block of RANDOM_BLOCK particles draws its noise from its own numpy generator
+    and goes through the model as one batch, so a response depends only on the seed,
+    the particle and its position: chunked generation equals one-shot generation.
+    """
+
+    def __init__(
+        self,
+        model: GenerativeModel,
+        standardiser: Any,
+        *,
+        model_name: str,
+        log_transform: str = "log1p",
+        device: str | torch.device = "cpu",
+        round_counts: bool = True,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        if log_transform not in LOG_TRANSFORMS:
+            raise CalosimError(
+                f"unknown log transform {log_transform!r} (known: {', '.join(LOG_TRANSFORMS)})"
+            )
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.standardiser = standardiser
+        self.name = model_name
+        self.log_transform = log_transform
+        self.round_counts = round_counts
+        self.info = dict(info or {})
+
+    def _simulate(
+        self, particles: np.ndarray, generators: Sequence[np.random.Generator]
+    ) -> np.ndarray:
+        from calosim.data.transforms import counts_from_log
+
+        conditions = np.asarray(self.standardiser.transform(particles), dtype=np.float32)
+        noise_shape = tuple(self.model.noise_shape)
+        responses = np.empty((len(particles), *RESPONSE_SHAPE), dtype=np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for block, generator in enumerate(generators):
+                    rows = slice(block * RANDOM_BLOCK, (block + 1) * RANDOM_BLOCK)
+                    n_rows = len(conditions[rows])
+                    noise = generator.standard_normal((n_rows, *noise_shape), dtype=np.float32)
+                    images = self.model.generate(
+                        torch.from_numpy(noise).to(self.device),
+                        torch.from_numpy(conditions[rows]).to(self.device),
+                    )
+                    counts = counts_from_log(images)
+                    if self.round_counts:
+                        counts = torch.round(counts)
+                    responses[rows] = counts.float().cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return responses
+
+    def describe(self) -> dict[str, Any]:
+        """Model name, device, output rounding and the model file's provenance."""
+        return {
+            "simulator": self.name,
+            "device": str(self.device),
+            "round_counts": self.round_counts,
+            "noise_shape": list(self.model.noise_shape),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            **self.info,
+        }

@@ -1,0 +1,185 @@
+"""Conditional pixel-space DDPM of ZN responses (thesis sec. 2.3; Ho et al. 2020).
+
+Images live in log(1 + counts) space; the model maps them linearly to [-1, 1]
+(x = 2 y / log_max - 1, so an empty pixel is -1) and pads them from 44 x 44 to 48 x 48
+with empty pixels, so a U-Net can halve the resolution twice or three times. A U-Net
+predicts the noise (or the velocity) from x_t, the step embedding and an embedding of
+the 9 standardised particle attributes. With ``condition_dropout`` > 0 some rows train
+without their particle, and ``guidance_scale`` applies classifier-free guidance.
+
+Noise: ``generate`` takes x_T itself (noise_shape (1, 48, 48)); stochastic samplers
+(ancestral, DDIM with eta > 0) draw their per-step noise from a counter-based generator
+keyed by each row's x_T (calosim.diffusion.noise), so every response is a deterministic
+function of its own noise row and particle, however the rows are batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from calosim.data.schema import IMAGE_SIZE, N_ATTRIBUTES
+from calosim.diffusion.base import DenoiseFunction
+from calosim.diffusion.config import DiffusionConfig, SamplingSettings
+from calosim.diffusion.prediction import diffusion_loss
+from calosim.models.base import Batch, GenerativeModel
+from calosim.models.registry import register
+from calosim.nn.unet import ConditionalUNet
+
+PADDED_SIZE = 48
+_PAD = (PADDED_SIZE - IMAGE_SIZE) // 2
+
+
+def check_unet_shape(channels: tuple[int, ...], attention: tuple[bool, ...], prefix: str = ""):
+    """ValueError unless a U-Net of these levels fits 48 x 48 images."""
+    if not channels or min(channels) < 1:
+        raise ValueError(f"{prefix}channels must be a non-empty list of positive widths")
+    if len(attention) != len(channels):
+        raise ValueError(f"{prefix}attention needs one flag per level ({len(channels)}), "
+                         f"got {len(attention)}")
+    if PADDED_SIZE % 2 ** (len(channels) - 1):
+        raise ValueError(f"{prefix}channels: {len(channels)} levels do not fit "
+                         f"{PADDED_SIZE} x {PADDED_SIZE} images (at most 5)")
+
+
+@dataclass
+class DDPMConfig(DiffusionConfig):
+    """Hyper-parameters of the conditional pixel-space DDPM (see DiffusionConfig for the
+    schedule, sampler and guidance settings)."""
+
+    channels: tuple[int, ...] = (32, 64, 128)
+    blocks: int = 1
+    attention: tuple[bool, ...] = (False, False, True)
+    heads: int = 4
+    dropout: float = 0.0
+    log_max: float = 6.5
+    clip_denoised: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_unet_shape(self.channels, self.attention)
+        if self.blocks < 1:
+            raise ValueError(f"blocks must be at least 1, got {self.blocks}")
+        if self.heads < 1 or any(c % self.heads for c, a in zip(self.channels, self.attention,
+                                                                strict=True) if a):
+            raise ValueError(f"heads ({self.heads}) must divide the channels of attention levels")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.log_max <= 0:
+            raise ValueError(f"log_max must be positive, got {self.log_max}")
+
+
+@register("ddpm")
+class ConditionalDDPM(SamplingSettings, GenerativeModel):
+    """Conditional DDPM on padded log-space ZN images."""
+
+    config_class = DDPMConfig
+    config: DDPMConfig
+    # Joint diffusion keeps the particle out of the encoder; the plain DDPM does not.
+    condition_in_encoder: ClassVar[bool] = True
+
+    def __init__(self, config: DDPMConfig) -> None:
+        super().__init__(config)
+        self.schedule = config.build_schedule()
+        self.sampler = config.build_sampler(self.schedule, self.sampler_clip())
+        self.network = ConditionalUNet(
+            config.channels, blocks=config.blocks, attention=config.attention,
+            dropout=config.dropout, heads=config.heads, n_attributes=N_ATTRIBUTES,
+            condition_in_encoder=self.condition_in_encoder,
+        )
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        return (1, PADDED_SIZE, PADDED_SIZE)
+
+    def sampler_clip(self) -> tuple[float, float] | None:
+        return (-1.0, 1.0) if self.config.clip_denoised else None
+
+    # ------------------------------------------------------------------ image space
+
+    def to_model_space(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 44, 44) log(1 + counts) -> (B, 1, 48, 48) in [-1, 1], padded with -1."""
+        scaled = 2.0 * images / self.config.log_max - 1.0
+        return F.pad(scaled[:, None], (_PAD, _PAD, _PAD, _PAD), value=-1.0)
+
+    def from_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of ``to_model_space``: crop, rescale, no negative log counts."""
+        cropped = x[:, 0, _PAD : _PAD + IMAGE_SIZE, _PAD : _PAD + IMAGE_SIZE]
+        return ((cropped + 1.0) * (0.5 * self.config.log_max)).clamp(min=0.0)
+
+    # --------------------------------------------------------------------- training
+
+    def training_range(self) -> tuple[int, int]:
+        """The diffusion steps the network is trained on (all of them here)."""
+        return 1, self.schedule.n_steps
+
+    def timestep_weighting(self) -> str:
+        return "uniform"
+
+    def condition_drop(self, batch: Batch) -> torch.Tensor | None:
+        """Rows trained with the null particle (classifier-free guidance), or None."""
+        if self.config.condition_dropout == 0:
+            return None
+        return batch.rand(batch.conditions.shape[0]) < self.config.condition_dropout
+
+    def diffusion_terms(
+        self, batch: Batch, x0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The diffusion loss (mean over the batch), the steps drawn and the encoder
+        features of x_t (which joint diffusion reuses for its noisy classifier)."""
+        c = self.config
+        n = x0.shape[0]
+        low, high = self.training_range()
+        t = self.schedule.timesteps_from_uniform(batch.rand(n), low, high,
+                                                 self.timestep_weighting())
+        noise = batch.randn(*x0.shape)
+        x_t = self.schedule.q_sample(x0, t, noise)
+        encoder_emb, decoder_emb = self.network.embed(t, batch.conditions,
+                                                      self.condition_drop(batch))
+        features = self.network.encode(x_t, encoder_emb)
+        output = self.network.decode(features, decoder_emb)
+        loss = diffusion_loss(c.prediction, c.objective, output, x0, x_t, noise, t, self.schedule)
+        return loss.mean(), t, features
+
+    def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        loss, _, _ = self.diffusion_terms(batch, self.to_model_space(batch.images))
+        return {"loss": loss, "diffusion": loss}
+
+    # ------------------------------------------------------------------- generation
+
+    def network_output(
+        self, x: torch.Tensor, t: int, conditions: torch.Tensor
+    ) -> torch.Tensor:
+        """The network's output at step t, with classifier-free guidance if configured."""
+        steps = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        encoder_emb, decoder_emb = self.network.embed(steps, conditions)
+        features = self.edit_features(self.network.encode(x, encoder_emb), t, conditions)
+        output = self.network.decode(features, decoder_emb)
+        w = self.config.guidance_scale
+        if w == 0:
+            return output
+        drop = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        encoder_null, decoder_null = self.network.embed(steps, conditions, drop)
+        if self.condition_in_encoder:
+            features = self.edit_features(self.network.encode(x, encoder_null), t, conditions)
+        unconditional = self.network.decode(features, decoder_null)
+        return output + w * (output - unconditional)
+
+    def edit_features(
+        self, features: list[torch.Tensor], t: int, conditions: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Hook between encoder and decoder at sampling time (joint diffusion optimises the
+        representation here); unchanged by default."""
+        return features
+
+    def denoise_function(self, conditions: torch.Tensor) -> DenoiseFunction:
+        """(x_t, t) -> network output for these particles, for the samplers."""
+        return lambda x, t: self.network_output(x, t, conditions)
+
+    def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        x_start = noise.reshape(-1, *self.noise_shape)
+        x0 = self.sampler.sample(self.denoise_function(conditions), x_start)
+        return self.from_model_space(x0)

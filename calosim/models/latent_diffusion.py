@@ -1,0 +1,223 @@
+"""Latent diffusion: a small diffusion model in a trained autoencoder's latent space.
+
+As in latent generative memory (train the generative model on an autoencoder's codes),
+the encoder and decoder of a trained model (the e2e Sinkhorn autoencoder, or any model
+file whose model has ``encode`` and ``decode``) are frozen, and a residual MLP learns to
+denoise the standardised codes of the training responses, conditioned on the particle.
+Generation runs a few DDIM steps in the 10-dimensional latent space and decodes once,
+which keeps it cheap enough for CPU production.
+
+Model files: ``model.autoencoder`` names the autoencoder's model file. When the config
+is read, that file's model name and config are copied into ``model.autoencoder_config``
+and its weights are loaded into this model, where they are saved with the rest; a
+latent diffusion model file therefore never needs the autoencoder file again. (A config
+that already holds ``autoencoder_config``, like a run's config.yaml, carries no weights:
+training from it is refused; remove the key to read the file again.) The autoencoder's
+empty-response gate, if any, is not used: every response, empty or not, is a code.
+
+Codes are standardised with the mean and standard deviation of the first training batch
+(buffers, saved in the model file), so the diffusion sees unit-scale data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
+from calosim.diffusion.config import DiffusionConfig, SamplingSettings
+from calosim.diffusion.prediction import Prediction, diffusion_loss
+from calosim.errors import CalosimError, ModelFileError
+from calosim.models.base import Batch, GenerativeModel
+from calosim.models.registry import build_model, register
+from calosim.nn.embeddings import ConditionEmbedding, TimeEmbedding
+
+
+def read_autoencoder_file(path: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """({"model_name", "config"}, weights) of the model stored in a calosim model file."""
+    from calosim.training.checkpoint import MODEL_FORMAT, read_calosim_file
+
+    payload = read_calosim_file(Path(path), MODEL_FORMAT, "cpu")
+    try:
+        spec = {"model_name": str(payload["model_name"]), "config": dict(payload["config"])}
+        weights = dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError(f"{path}: corrupt model file (no model name, config or weights)"
+                             ) from None
+    return spec, weights
+
+
+@dataclass
+class LatentDiffusionConfig(DiffusionConfig):
+    """Hyper-parameters of latent diffusion (DiffusionConfig: schedule and sampler)."""
+
+    autoencoder: str | None = None
+    autoencoder_config: Any = None
+    width: int = 256
+    depth: int = 3
+    embedding_dim: int = 64
+    prediction: Prediction = "v"
+    sampling_steps: int = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.width < 1 or self.depth < 1 or self.embedding_dim < 2:
+            raise ValueError("width and depth must be positive and embedding_dim at least 2")
+        if self.autoencoder_config is None:
+            if self.autoencoder is None:
+                raise ValueError("latent diffusion needs model.autoencoder: the model file of a "
+                                 "trained autoencoder (e.g. runs/e2e_sae/model.pt)")
+            spec, weights = read_autoencoder_file(self.autoencoder)
+            self.autoencoder_config = spec
+            # not a dataclass field: the weights go to the model, never into a config file
+            self.loaded_weights = weights
+        elif not (isinstance(self.autoencoder_config, dict)
+                  and isinstance(self.autoencoder_config.get("model_name"), str)
+                  and isinstance(self.autoencoder_config.get("config"), dict)):
+            raise ValueError("autoencoder_config must be a mapping with model_name and config")
+
+
+class ResidualMLPDenoiser(nn.Module):
+    """(z_t, embedding) -> output: an input layer, residual SiLU blocks that each add a
+    projection of the embedding, and a zero-initialised output layer."""
+
+    def __init__(self, data_dim: int, emb_dim: int, width: int, depth: int) -> None:
+        super().__init__()
+        self.input = nn.Linear(data_dim + emb_dim, width)
+        self.embedding_projections = nn.ModuleList(nn.Linear(emb_dim, width) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+            for _ in range(depth)
+        )
+        self.output = nn.Sequential(nn.SiLU(), nn.Linear(width, data_dim))
+        nn.init.zeros_(self.output[-1].weight)
+        nn.init.zeros_(self.output[-1].bias)
+
+    def forward(self, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        emb = emb.expand(z.shape[0], -1)
+        h = self.input(torch.cat([z, emb], dim=1))
+        for projection, block in zip(self.embedding_projections, self.blocks, strict=True):
+            h = h + block(h + projection(emb))
+        return self.output(h)
+
+
+@register("latent_diffusion")
+class LatentDiffusion(SamplingSettings, GenerativeModel):
+    """Conditional diffusion on frozen autoencoder codes, decoded to responses."""
+
+    config_class = LatentDiffusionConfig
+    config: LatentDiffusionConfig
+
+    def __init__(self, config: LatentDiffusionConfig) -> None:
+        super().__init__(config)
+        spec = config.autoencoder_config
+        try:
+            self.autoencoder = build_model(spec["model_name"], spec["config"])
+        except CalosimError as error:
+            raise ModelFileError(f"{config.autoencoder}: {error}") from None
+        if not (hasattr(self.autoencoder, "encode") and hasattr(self.autoencoder, "decode")):
+            raise ModelFileError(f"{config.autoencoder}: model {spec['model_name']!r} has no "
+                                 "encoder and decoder to diffuse in")
+        weights = getattr(config, "loaded_weights", None)
+        if weights is not None:
+            try:
+                self.autoencoder.load_state_dict(weights)
+            except RuntimeError as error:
+                first_line = str(error).strip().splitlines()[0]
+                raise ModelFileError(f"{config.autoencoder}: weights do not fit its model "
+                                     f"({first_line})") from None
+        self.autoencoder.requires_grad_(False)
+        self.autoencoder.eval()
+        with torch.no_grad():
+            self.latent_dim = int(self.autoencoder.encode(torch.zeros(2, *RESPONSE_SHAPE)).shape[1])
+        self.register_buffer("autoencoder_loaded", torch.tensor(weights is not None))
+        self.register_buffer("latent_stats_fitted", torch.tensor(False))
+        self.register_buffer("latent_mean", torch.zeros(self.latent_dim))
+        self.register_buffer("latent_std", torch.ones(self.latent_dim))
+        self.schedule = config.build_schedule()
+        self.sampler = config.build_sampler(self.schedule)
+        self.time_embedding = TimeEmbedding(config.embedding_dim)
+        self.condition_embedding = ConditionEmbedding(N_ATTRIBUTES, config.embedding_dim)
+        self.denoiser = ResidualMLPDenoiser(self.latent_dim, config.embedding_dim, config.width,
+                                            config.depth)
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        return (self.latent_dim,)
+
+    def train(self, mode: bool = True) -> LatentDiffusion:
+        """Train mode for the denoiser only: the frozen autoencoder stays in eval mode."""
+        super().train(mode)
+        self.autoencoder.eval()
+        return self
+
+    def configure_optimisers(
+        self, learning_rate: float, weight_decay: float
+    ) -> list[torch.optim.Optimizer]:
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return [torch.optim.Adam(trainable, lr=learning_rate, weight_decay=weight_decay)]
+
+    # ---------------------------------------------------------------------- latents
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Log-space images -> standardised codes (no gradient into the autoencoder)."""
+        with torch.no_grad():
+            codes = self.autoencoder.encode(images)
+        return (codes - self.latent_mean) / self.latent_std
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Standardised codes -> log-space images."""
+        return self.autoencoder.decode(latents * self.latent_std + self.latent_mean)
+
+    def fit_latent_statistics(self, images: torch.Tensor) -> None:
+        """Mean and standard deviation of the codes of ``images``, per latent dimension."""
+        with torch.no_grad():
+            codes = self.autoencoder.encode(images)
+        self.latent_mean.copy_(codes.mean(dim=0))
+        self.latent_std.copy_(codes.std(dim=0).clamp(min=1e-6))
+        self.latent_stats_fitted.fill_(True)
+
+    # --------------------------------------------------------------------- training
+
+    def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        if not bool(self.autoencoder_loaded):
+            raise CalosimError(
+                "latent diffusion: model.autoencoder_config is set but no autoencoder weights "
+                "were loaded; remove autoencoder_config so they are read from model.autoencoder"
+            )
+        if not bool(self.latent_stats_fitted):
+            self.fit_latent_statistics(batch.images)
+        z0 = self.encode(batch.images)
+        n = z0.shape[0]
+        t = self.schedule.timesteps_from_uniform(batch.rand(n))
+        noise = batch.randn(n, self.latent_dim)
+        z_t = self.schedule.q_sample(z0, t, noise)
+        drop = batch.rand(n) < c.condition_dropout if c.condition_dropout > 0 else None
+        emb = self.time_embedding(t) + self.condition_embedding(batch.conditions, drop)
+        output = self.denoiser(z_t, emb)
+        loss = diffusion_loss(c.prediction, c.objective, output, z0, z_t, noise, t,
+                              self.schedule).mean()
+        return {"loss": loss}
+
+    # ------------------------------------------------------------------- generation
+
+    def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        w = self.config.guidance_scale
+        condition = self.condition_embedding(conditions)
+        null = self.condition_embedding.null_embedding(conditions.shape[0])
+
+        def denoise(z: torch.Tensor, t: int) -> torch.Tensor:
+            step = torch.full((1,), t, dtype=torch.long, device=z.device)
+            time = self.time_embedding(step)
+            output = self.denoiser(z, time + condition)
+            if w == 0:
+                return output
+            return output + w * (output - self.denoiser(z, time + null))
+
+        latents = self.sampler.sample(denoise, noise.reshape(-1, self.latent_dim))
+        return self.decode(latents)

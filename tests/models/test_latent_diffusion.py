@@ -1,0 +1,160 @@
+"""Latent diffusion: the autoencoder taken from a model file, frozen and stored inside,
+few-step DDIM in latent space, whole training runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from baseline_helpers import make_batch, one_torch_thread, raw_particles
+
+from calosim.data.dataset import ZDCDataset
+from calosim.data.transforms import ParticleStandardiser
+from calosim.errors import CalosimError, ModelFileError
+from calosim.models import LearnedSimulator, build_model
+from calosim.models.latent_diffusion import LatentDiffusion
+from calosim.simulators.gun import simulate_dataset
+from calosim.training.checkpoint import load_simulator, save_model_file
+from calosim.training.run import train_from_config
+
+TINY_SAE = {"latent_dim": 4, "encoder_hidden": [32], "decoder_hidden": [16, 32],
+            "noise_hidden": [16], "sinkhorn_blur": 0.1}
+TINY_LATENT = {"width": 32, "depth": 2, "embedding_dim": 16, "diffusion_steps": 100,
+               "sampling_steps": 5}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture
+def sae_file(tmp_path: Path) -> Path:
+    """A (randomly initialised) e2e SAE in a model file."""
+    torch.manual_seed(0)
+    sae = build_model("e2e_sae", TINY_SAE)
+    simulator = LearnedSimulator(sae, ParticleStandardiser.fit(raw_particles(100)),
+                                 model_name="e2e_sae")
+    return save_model_file(tmp_path / "sae" / "model.pt", simulator, seed=0)
+
+
+def latent_model(sae_file: Path, **values) -> LatentDiffusion:
+    torch.manual_seed(1)
+    return build_model("latent_diffusion",
+                       {**TINY_LATENT, "autoencoder": str(sae_file), **values})
+
+
+def test_the_autoencoder_is_read_from_its_file_and_frozen(sae_file: Path, synthetic_batch) -> None:
+    model = latent_model(sae_file)
+    assert model.config.autoencoder_config["model_name"] == "e2e_sae"
+    assert model.config.autoencoder_config["config"]["latent_dim"] == 4
+    assert model.noise_shape == (4,) and bool(model.autoencoder_loaded)
+    saved = torch.load(sae_file, weights_only=True)["state_dict"]
+    for name, value in model.autoencoder.state_dict().items():
+        assert torch.equal(value, saved[name])
+    (optimiser,) = model.configure_optimisers(1e-3, 0.0)
+    trainable = {id(p) for group in optimiser.param_groups for p in group["params"]}
+    assert not any(id(p) in trainable for p in model.autoencoder.parameters())
+    model.train()
+    assert not model.autoencoder.training
+    images, conditions = synthetic_batch
+    model.training_step(make_batch(images, conditions), [optimiser])
+    for name, value in model.autoencoder.state_dict().items():
+        assert torch.equal(value, saved[name])
+
+
+def test_latent_statistics_come_from_the_first_batch(sae_file: Path, synthetic_batch) -> None:
+    images, conditions = synthetic_batch
+    model = latent_model(sae_file)
+    model.training_losses(make_batch(images, conditions))
+    with torch.no_grad():
+        codes = model.autoencoder.encode(images)
+    assert torch.allclose(model.latent_mean, codes.mean(0))
+    assert torch.allclose(model.latent_std, codes.std(0))
+    standardised = model.encode(images)
+    assert torch.allclose(standardised.mean(0), torch.zeros(4), atol=1e-5)
+    assert torch.allclose(model.decode(standardised), model.autoencoder.decode(codes), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "message"),
+    [
+        ({"autoencoder": None}, CalosimError, "needs model.autoencoder"),
+        ({"autoencoder": "missing/model.pt"}, ModelFileError, "missing/model.pt: no such file"),
+        ({"autoencoder_config": {"model_name": 3}}, CalosimError, "autoencoder_config must be"),
+        ({"width": 0}, CalosimError, "width and depth must be positive"),
+    ],
+)
+def test_bad_configs_raise_one_line(values: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message) as raised:
+        build_model("latent_diffusion", {**TINY_LATENT, **values})
+    assert "\n" not in str(raised.value)
+
+
+def test_a_file_that_is_no_model_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.pt"
+    bogus.write_text("not a model")
+    with pytest.raises(ModelFileError, match="notes.pt: not a calosim model file"):
+        build_model("latent_diffusion", {**TINY_LATENT, "autoencoder": str(bogus)})
+
+
+def test_an_embedded_config_without_weights_is_not_trained(sae_file: Path, synthetic_batch):
+    spec = latent_model(sae_file).config.autoencoder_config
+    model = build_model("latent_diffusion", {**TINY_LATENT, "autoencoder_config": spec})
+    images, conditions = synthetic_batch
+    with pytest.raises(CalosimError, match="no autoencoder weights were loaded"):
+        model.training_losses(make_batch(images, conditions))
+
+
+def test_a_tiny_model_overfits_one_batch(sae_file: Path, synthetic_batch) -> None:
+    images, conditions = synthetic_batch
+    model = latent_model(sae_file)
+    (optimiser,) = model.configure_optimisers(3e-3, 0.0)
+    losses = [model.training_step(make_batch(images, conditions, seed=2), [optimiser])["loss"]
+              for _ in range(150)]
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_the_model_file_holds_the_autoencoder(sae_file: Path, tmp_path: Path) -> None:
+    """Saved, the autoencoder file deleted, loaded: the same responses for a seed."""
+    model = latent_model(sae_file, eta=0.5).eval()
+    with torch.no_grad():
+        model.denoiser.output[-1].weight.normal_(0.0, 0.1)
+        model.autoencoder.decoder.mlp.last_linear.bias.fill_(1.0)  # bright enough to count
+    simulator = LearnedSimulator(model, ParticleStandardiser.fit(raw_particles(100)),
+                                 model_name="latent_diffusion")
+    path = save_model_file(tmp_path / "latent.pt", simulator, seed=1)
+    sae_file.unlink()
+    loaded = load_simulator(path)
+    particles = raw_particles(50, seed=2)
+    original = simulator.simulate(particles, seed=5)
+    assert original.sum() > 0
+    assert loaded.model.config == model.config
+    assert np.array_equal(loaded.simulate(particles, seed=5), original)
+    assert not np.array_equal(loaded.simulate(particles, seed=6), original)
+
+
+def test_train_and_resume_from_a_config(sae_file: Path, tmp_path: Path) -> None:
+    particles, pdg, responses = simulate_dataset(300, seed=3)
+    dataset = ZDCDataset(responses=responses, particles=particles, pdg=pdg)
+    config = {
+        "model": {"name": "latent_diffusion", "autoencoder": str(sae_file), **TINY_LATENT},
+        "training": {"epochs": 1, "batch_size": 60, "validation_size": 30, "patience": None},
+        "seed": 4, "test_size": 30,
+    }
+    run_dir = tmp_path / "run"
+    result = train_from_config(config, data=dataset, out_dir=run_dir, progress=False)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["autoencoder_config"]["model_name"] == "e2e_sae"
+    assert result.metrics["test"]["n"] == 30
+    config["training"]["epochs"] = 2
+    resumed = train_from_config(config, data=dataset, out_dir=run_dir, resume=True,
+                                progress=False)
+    assert resumed.metrics["epochs_run"] == 2
+    simulator = load_simulator(resumed.model_path)
+    assert simulator.simulate(particles[:5], seed=1).shape == (5, 44, 44)

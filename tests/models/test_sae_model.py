@@ -1,0 +1,166 @@
+"""The conditional e2e Sinkhorn autoencoder as a module: shapes, determinism, learning."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from calosim.errors import CalosimError
+from calosim.models import Batch, available_models, build_model, model_classes
+from calosim.models.sinkhorn_ae import SinkhornAEConfig, SinkhornAutoencoder, channel_error
+
+
+def make_batch(images: torch.Tensor, conditions: torch.Tensor, seed: int = 0) -> Batch:
+    return Batch(images, conditions, torch.Generator().manual_seed(seed))
+
+
+def test_registry_knows_the_sae_and_rejects_unknown_names() -> None:
+    assert "e2e_sae" in available_models()
+    assert model_classes("e2e_sae") == (SinkhornAEConfig, SinkhornAutoencoder)
+    with pytest.raises(CalosimError, match="unknown model 'nope'.*e2e_sae"):
+        build_model("nope", {})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"latent_dm": 3}, "unknown key model.latent_dm"),
+        ({"latent_dim": "ten"}, "model.latent_dim: expected an integer"),
+        ({"latent_dim": 2.5}, "model.latent_dim: expected an integer"),
+        ({"gate": 1}, "model.gate: expected true or false"),
+        ({"decoder": "transformer"}, "model.decoder: expected one of 'mlp', 'conv'"),
+        ({"decoder_hidden": 64}, "model.decoder_hidden: expected a list"),
+        ({"latent_dim": 0}, "latent_dim must be at least 1"),
+        ({"sinkhorn_scaling": 1.5}, "sinkhorn_scaling must lie in"),
+        ({"sinkhorn_weight": -1}, "sinkhorn_weight must not be negative"),
+    ],
+)
+def test_bad_model_configs_raise_one_line(values: dict, message: str) -> None:
+    with pytest.raises(CalosimError, match=message) as raised:
+        build_model("e2e_sae", values)
+    assert "\n" not in str(raised.value)
+
+
+def test_config_values_are_converted_to_declared_types() -> None:
+    model = build_model("e2e_sae", {"sinkhorn_blur": 1, "decoder_hidden": [8, 16]})
+    assert model.config.sinkhorn_blur == 1.0 and isinstance(model.config.sinkhorn_blur, float)
+    assert model.config.decoder_hidden == (8, 16)
+
+
+@pytest.mark.parametrize("architecture", [
+    {"encoder": "mlp", "decoder": "mlp"},
+    {"encoder": "conv", "decoder": "conv", "encoder_channels": (4, 8), "decoder_channels": (4, 2)},
+])
+def test_shapes(tiny_config: SinkhornAEConfig, synthetic_batch, architecture: dict) -> None:
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(dataclasses.replace(tiny_config, **architecture))
+    images, conditions = synthetic_batch
+    assert model.noise_shape == (10,)
+    codes = model.encode(images)
+    assert codes.shape == (64, 4)
+    assert model.decode(codes).shape == (64, 44, 44)
+    assert model.generate(torch.randn(64, 10), conditions).shape == (64, 44, 44)
+    losses = model.training_losses(make_batch(images, conditions))
+    parts = {"loss", "mse", "laplacian", "channels", "sinkhorn", "diversity", "encoder_l2"}
+    assert parts <= set(losses)
+    assert all(value.shape == () and torch.isfinite(value) for value in losses.values())
+
+
+def test_same_seed_same_model_and_generation(tiny_config, synthetic_batch) -> None:
+    _, conditions = synthetic_batch
+    noise = torch.randn(64, 10, generator=torch.Generator().manual_seed(3))
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(11)
+        model = SinkhornAutoencoder(tiny_config).eval()
+        outputs.append(model.generate(noise, conditions))
+    assert torch.equal(outputs[0], outputs[1])
+    other_noise = torch.randn(64, 10, generator=torch.Generator().manual_seed(4))
+    assert not torch.equal(outputs[0], model.generate(other_noise, conditions))
+
+
+def test_training_losses_reproducible_from_the_batch_generator(tiny_config, synthetic_batch):
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(tiny_config)
+    first = model.training_losses(make_batch(*synthetic_batch, seed=5))["sinkhorn"]
+    second = model.training_losses(make_batch(*synthetic_batch, seed=5))["sinkhorn"]
+    third = model.training_losses(make_batch(*synthetic_batch, seed=6))["sinkhorn"]
+    assert first == second
+    assert first != third
+
+
+def test_one_training_step_decreases_the_loss_on_a_fixed_batch(tiny_config, synthetic_batch):
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(tiny_config)
+    (optimiser,) = model.configure_optimisers(1e-3, 0.0)
+    before = model.training_losses(make_batch(*synthetic_batch, seed=1))["loss"].item()
+    step = model.training_step(make_batch(*synthetic_batch, seed=1), [optimiser])
+    after = model.training_losses(make_batch(*synthetic_batch, seed=1))["loss"].item()
+    assert step["loss"] == pytest.approx(before)
+    assert after < before
+
+
+def test_sinkhorn_gradient_reaches_encoder_and_noise_generator_only_recon_reaches_decoder(
+    tiny_config, synthetic_batch
+) -> None:
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny_config, reconstruction_weight=0.0, encoder_l2=0.0)
+    model = SinkhornAutoencoder(config)
+    model.training_losses(make_batch(*synthetic_batch))["loss"].backward()
+    grad_norm = {
+        name: sum(float(p.grad.abs().sum()) for p in part.parameters() if p.grad is not None)
+        for name, part in [("encoder", model.encoder), ("decoder", model.decoder),
+                           ("noise", model.noise_generator)]
+    }
+    assert grad_norm["encoder"] > 0 and grad_norm["noise"] > 0
+    assert grad_norm["decoder"] == 0
+
+
+def test_gate_zeroes_the_responses_it_predicts_empty(tiny_config, synthetic_batch) -> None:
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(dataclasses.replace(tiny_config, gate=True)).eval()
+    _, conditions = synthetic_batch
+    assert model.noise_shape == (11,)
+    noise = torch.randn(64, 11, generator=torch.Generator().manual_seed(0))
+    last_layer = model.gate.last_linear
+    with torch.no_grad():
+        last_layer.weight.zero_()
+        last_layer.bias.fill_(20.0)  # P(empty) ~ 1
+        assert model.generate(noise, conditions).abs().sum() == 0
+        last_layer.bias.fill_(-20.0)  # P(empty) ~ 0
+        images = model.generate(noise, conditions)
+        assert (images.flatten(1).abs().sum(1) > 0).all()
+        last_layer.bias.fill_(0.0)  # P(empty) = 1/2: about half of 64 are dropped
+        empty = int((model.generate(noise, conditions).flatten(1).abs().sum(1) == 0).sum())
+        assert 16 <= empty <= 48
+
+
+def test_gate_learns_from_empty_responses_and_ae_skips_them(tiny_config, synthetic_batch):
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(dataclasses.replace(tiny_config, gate=True))
+    images, conditions = synthetic_batch
+    images = images.clone()
+    images[conditions[:, 0] < 0] = 0.0  # "low energy": no photons
+    losses = model.training_losses(make_batch(images, conditions))
+    assert losses["gate"] > 0
+    (optimiser,) = model.configure_optimisers(1e-2, 0.0)
+    for seed in range(60):
+        model.training_step(make_batch(images, conditions, seed), [optimiser])
+    probability = model.empty_probability(conditions).detach()
+    empty = conditions[:, 0] < 0
+    assert probability[empty].mean() > 0.8 and probability[~empty].mean() < 0.2
+
+
+def test_channel_error_counts_photons_of_the_five_channels() -> None:
+    images = torch.zeros(2, 44, 44)
+    images[:, 0, 0] = math.log1p(100.0)  # tower 1 (x + y even): 100 photons
+    brighter = images.clone()
+    brighter[:, 0, 1] = math.log1p(50.0)  # common channel (x + y odd): 50 more photons
+    assert channel_error(images, images, "l1", 10.0) == 0
+    # |diff| summed over channels is 50 per image, averaged over 5 channels: 10 photons
+    assert channel_error(images, brighter, "l1", 10.0).item() == pytest.approx(1.0, rel=1e-5)
+    expected = math.log1p(50.0) ** 2 / 5
+    assert channel_error(images, brighter, "log_mse", 1.0).item() == pytest.approx(expected)

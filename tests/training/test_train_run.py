@@ -1,0 +1,166 @@
+"""train_from_config end to end on a tiny Monte Carlo dataset: files, resume, time budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import calosim
+from calosim.data.dataset import write_dataset
+from calosim.errors import CalosimError
+from calosim.training.checkpoint import load_training_state
+from calosim.training.run import train_from_config
+
+
+def test_run_produces_a_loadable_model_and_its_records(tmp_path, tiny_dataset, tiny_run_config):
+    result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
+                               progress=False)
+    run = result.run_dir
+    for name in ("config.yaml", "split.npz", "train.log", "metrics.jsonl", "metrics.json",
+                 "model.pt", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    assert result.model_path == run / "model.pt"
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in history] == [1, 2, 3]
+    assert all(record["val"]["w1"] > 0 and record["val"]["mae"] > 0 for record in history)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["seed"] == 5 and saved["model"]["name"] == "e2e_sae"
+    assert saved["model"]["latent_dim"] == 4 and saved["training"]["lr_decay"] == 1.0
+    split = np.load(run / "split.npz")
+    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == len(tiny_dataset)
+    assert result.metrics["test"]["n"] == 50
+    assert result.metrics["stop_reason"] == "epochs"
+    assert result.metrics["generation_responses_per_second"] > 0
+
+    simulator = calosim.load(result.model_path)
+    responses = simulator.simulate(tiny_dataset.particles[:20], seed=1)
+    assert responses.shape == (20, 44, 44) and (responses >= 0).all()
+    assert simulator.describe()["seed"] == 5
+
+
+def test_same_seed_same_run(tmp_path, tiny_dataset, tiny_run_config) -> None:
+    tiny_run_config["training"]["epochs"] = 1
+    first = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "a",
+                              progress=False)
+    second = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "b",
+                               progress=False)
+    assert first.metrics["test"] == second.metrics["test"]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_training_state(path)["model"]
+
+
+def test_resume_continues_to_the_uninterrupted_result(tmp_path, tiny_dataset, tiny_run_config):
+    straight = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "straight",
+                                 progress=False)
+    interrupted = tmp_path / "interrupted"
+    train_from_config(tiny_run_config, data=tiny_dataset, out_dir=interrupted, progress=False,
+                      overrides=["training.epochs=1"])
+    resumed = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=interrupted,
+                                progress=False, resume=True)
+    final_straight = weights(straight.run_dir / "checkpoints" / "last.pt")
+    final_resumed = weights(interrupted / "checkpoints" / "last.pt")
+    assert all(torch.equal(final_straight[k], final_resumed[k]) for k in final_straight)
+    assert resumed.metrics["test"] == straight.metrics["test"]
+    lines = (interrupted / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_resume_after_a_time_budget_stop_mid_epoch(tmp_path, tiny_dataset, tiny_run_config):
+    tiny_run_config["training"]["epochs"] = 1
+    tiny_run_config["training"]["batch_size"] = 20
+    straight = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "straight",
+                                 progress=False)
+    stopped_dir = tmp_path / "stopped"
+    stopped = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=stopped_dir,
+                                progress=False, max_minutes=1e-6)
+    assert stopped.metrics["stop_reason"] == "time budget"
+    state = load_training_state(stopped_dir / "checkpoints" / "last.pt")
+    assert state["epoch"] == 0 and state["next_batch"] < 20
+    kept = calosim.load(stopped.model_path)
+    assert kept.simulate(tiny_dataset.particles[:5], seed=0).shape == (5, 44, 44)
+    train_from_config(tiny_run_config, data=tiny_dataset, out_dir=stopped_dir, progress=False,
+                      resume=True)
+    expected = weights(straight.run_dir / "checkpoints" / "last.pt")
+    resumed = weights(stopped_dir / "checkpoints" / "last.pt")
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
+def test_data_from_a_file_and_yaml_config_with_overrides(tmp_path, tiny_dataset, tiny_run_config):
+    data_path = tmp_path / "tiny.h5"
+    write_dataset(data_path, tiny_dataset)
+    tiny_run_config["data"] = str(data_path)
+    config_path = tmp_path / "sae.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_run_config))
+    result = train_from_config(config_path, out_dir=tmp_path / "run", progress=False, seed=9,
+                               overrides=["training.epochs=1", "model.latent_dim=3"])
+    saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert saved["seed"] == 9 and saved["training"]["epochs"] == 1
+    assert saved["model"]["latent_dim"] == 3 and saved["data"] == str(data_path)
+    assert result.metrics["data"]["n_train"] == 400
+
+
+def test_early_stopping(tmp_path, tiny_dataset, tiny_run_config) -> None:
+    tiny_run_config["training"].update(epochs=30, patience=1, learning_rate=1e-9)
+    result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
+                               progress=False)
+    assert result.metrics["stop_reason"] == "early stopping"
+    assert result.metrics["epochs_run"] < 30
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.name=vq_gan", "unknown model 'vq_gan'"),
+        ("model.latent=3", "unknown key model.latent "),
+        ("training.epoch=3", "unknown key training.epoch "),
+        ("training.epochs=0", "epochs must be at least 1"),
+        ("training.learning_rate=fast", "training.learning_rate: expected a number"),
+        ("split=[0.5, 0.1]", "split must be 3 fractions"),
+        ("colour=blue", "unknown key config.colour"),
+        ("training", "expected key.path=value"),
+        ("training.epochs.x=1", "training.epochs is not a section"),
+    ],
+)
+def test_bad_configs_raise_one_line(tmp_path, tiny_dataset, tiny_run_config, override, message):
+    with pytest.raises(CalosimError, match=message) as raised:
+        train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
+                          progress=False, overrides=[override])
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_file_problems(tmp_path, tiny_dataset) -> None:
+    with pytest.raises(CalosimError, match="no such config file"):
+        train_from_config(tmp_path / "missing.yaml", data=tiny_dataset, out_dir=tmp_path / "r")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [unclosed\n")
+    with pytest.raises(CalosimError, match="not valid YAML"):
+        train_from_config(broken, data=tiny_dataset, out_dir=tmp_path / "r")
+    with pytest.raises(CalosimError, match="needs a model section"):
+        train_from_config({"training": {}}, data=tiny_dataset, out_dir=tmp_path / "r")
+    with pytest.raises(CalosimError, match="no training data"):
+        train_from_config({"model": "e2e_sae"}, out_dir=tmp_path / "r")
+
+
+def test_refuses_to_overwrite_or_resume_a_different_run(tmp_path, tiny_dataset, tiny_run_config):
+    tiny_run_config["training"]["epochs"] = 1
+    run = tmp_path / "run"
+    train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run, progress=False)
+    with pytest.raises(CalosimError, match="already holds a training run"):
+        train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run, progress=False)
+    with pytest.raises(CalosimError, match="model.latent_dim differs"):
+        train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run, progress=False,
+                          resume=True, overrides=["model.latent_dim=5"])
+    with pytest.raises(CalosimError, match="trained on other data"):
+        train_from_config(tiny_run_config, data=tiny_dataset.subset(np.arange(450)), out_dir=run,
+                          progress=False, resume=True)
+    with pytest.raises(CalosimError, match="nothing to resume"):
+        train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "new",
+                          progress=False, resume=True)

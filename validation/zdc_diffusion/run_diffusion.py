@@ -1,0 +1,310 @@
+"""Validate the diffusion simulators on the ZN Monte Carlo: latent diffusion fidelity and
+speed per number of DDIM steps, and the sampling cost of the pixel-space models.
+
+Every data step is a `calosim` command, recorded in the results so it can be redone:
+
+    data      calosim simulate --n 120000 --seed 1 --min-photons 10 --out DATA
+    split     calosim split DATA --out-dir WORK/split --seed SEED  (the trainer's split)
+    floor     calosim simulate --particles WORK/split/test.h5 --seed 2 --out WORK/floor.h5
+    SAE       calosim train configs/zdc/e2e_sae.yaml --data DATA --out WORK/e2e_sae
+                  --seed SEED --max-minutes M          (unless --autoencoder is given)
+    latent    calosim train configs/zdc/latent_diffusion.yaml model.autoencoder=SAE
+                  --data DATA --out WORK/latent_diffusion --seed SEED --max-minutes M
+    per K     WORK/latent_diffusion/steps_K.pt: the model file with K DDIM steps
+                  (``model.set_sampling(sampling_steps=K)``, then saved again)
+              calosim generate --model steps_K.pt --particles WORK/split/test.h5
+                  --out WORK/latent_diffusion/generated_K.h5 --seed 3
+              calosim validate --reference WORK/split/test.h5 --generated ...
+                  --floor WORK/floor.h5 --json
+              calosim bench --model steps_K.pt --n 100000 --threads T --json
+
+The pixel-space models (ddpm, daed, joint_diffusion) are GPU-class: here only their
+sampling time per response is measured, at their config's size, for each step count.
+Run from the repository root:
+    .venv/bin/python validation/zdc_diffusion/run_diffusion.py --autoencoder SAE.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from calosim.training.trainer import write_text_atomic
+
+HERE = Path(__file__).resolve().parent
+REPOSITORY = HERE.parents[1]
+CLI = [sys.executable, "-c", "from calosim.cli import main; main()"]
+FLOOR_SEED = 2
+GENERATION_SEED = 3
+PIXEL_MODELS = ("ddpm", "daed", "joint_diffusion")
+NOTES_MARKER = "<!-- notes: kept when the results are rewritten -->"
+
+
+class Campaign:
+    """Runs calosim commands, logging each one as a user would type it."""
+
+    def __init__(self, work_dir: Path, threads: int) -> None:
+        self.work_dir = work_dir
+        self.commands: list[str] = []
+        # one torch thread per training process: on a shared machine more threads spin
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+    def note(self, text: str) -> None:
+        self.commands.append(f"# {text}")
+
+    def run(self, *args: str | Path, env: dict[str, str] | None = None) -> str:
+        words = [str(a) for a in args]
+        shown = "calosim " + shlex.join(w.removeprefix(f"{REPOSITORY}/") for w in words)
+        self.commands.append(shown)
+        print(f"$ {shown}", flush=True)
+        done = subprocess.run([*CLI, *words], cwd=REPOSITORY, env=env or self.env, text=True,
+                              capture_output=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"command failed ({done.returncode}): {shown}\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    def run_json(self, *args: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+        return json.loads(self.run(*args, "--json", env=env))
+
+
+def with_sampling_steps(model_file: Path, steps: int, out: Path) -> Path:
+    """A copy of a diffusion model file that samples with ``steps`` DDIM steps."""
+    from calosim.training.checkpoint import load_simulator, save_model_file
+
+    simulator = load_simulator(model_file)
+    simulator.model.set_sampling(sampler="ddim", sampling_steps=steps)
+    payload = torch.load(model_file, map_location="cpu", weights_only=True)
+    return save_model_file(out, simulator, data_fingerprint=payload.get("data_fingerprint"),
+                           seed=payload.get("seed"), extra=payload.get("extra"))
+
+
+def evaluate_latent(
+    campaign: Campaign, args: argparse.Namespace, autoencoder: Path, test: Path, floor: Path
+) -> dict[str, Any]:
+    """Train the latent model (unless --reuse finds one), then per step count: generate,
+    validate, benchmark."""
+    run_dir = campaign.work_dir / "latent_diffusion"
+    model_file = run_dir / "model.pt"
+    if not (args.reuse and model_file.is_file()):
+        campaign.run("train", REPOSITORY / "configs" / "zdc" / "latent_diffusion.yaml",
+                     f"model.autoencoder={autoencoder}", "--data", args.data, "--out", run_dir,
+                     "--seed", str(args.seed), "--max-minutes", str(args.max_minutes),
+                     "--no-progress")
+    bench_env = {**campaign.env, "OMP_NUM_THREADS": str(args.bench_threads),
+                 "MKL_NUM_THREADS": str(args.bench_threads)}
+    per_steps: dict[str, Any] = {}
+    for steps in args.steps:
+        variant = run_dir / f"steps_{steps}.pt"
+        with_sampling_steps(model_file, steps, variant)
+        campaign.note(f"{variant.name}: model.pt re-saved with set_sampling(sampling_steps="
+                      f"{steps})")
+        generated = run_dir / f"generated_{steps}.h5"
+        campaign.run("generate", "--model", variant, "--particles", test, "--out", generated,
+                     "--seed", str(GENERATION_SEED), "--no-progress")
+        validation = campaign.run_json("validate", "--reference", test, "--generated",
+                                       generated, "--floor", floor)
+        bench = campaign.run_json("bench", "--model", variant, "--n", str(args.bench_n),
+                                  "--threads", str(args.bench_threads), env=bench_env)
+        per_steps[str(steps)] = {"validation": validation, "bench": bench}
+        metrics = validation["metrics"]
+        print(f"{steps} steps: W1 {metrics['wasserstein']['mean']:.2f}  MAE "
+              f"{metrics['mae']:.2f}  {bench['responses_per_second']:,.0f} responses/s",
+              flush=True)
+    training = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return {"training": training, "steps": per_steps}
+
+
+def autoencoder_reconstruction(autoencoder: Path, test: Path, floor: Path) -> dict[str, Any]:
+    """Fidelity of the autoencoder's own encode -> decode on the test responses: the best
+    a model in its latent space can reach."""
+    from calosim.data import read_dataset
+    from calosim.data.transforms import counts_from_log, log_counts
+    from calosim.metrics import channel_mae, channel_wasserstein
+    from calosim.training.checkpoint import load_simulator
+
+    model = load_simulator(autoencoder).model.eval()
+    real = read_dataset(test).responses[:]
+    with torch.inference_mode():
+        images = torch.from_numpy(log_counts(real.astype("float32")))
+        decoded = torch.cat([model.decode(model.encode(chunk)) for chunk in images.split(4096)])
+    reconstructed = torch.round(counts_from_log(decoded)).numpy()
+    second = read_dataset(floor).responses[:]
+    return {
+        "w1": float(channel_wasserstein(real, reconstructed).mean),
+        "mae": float(channel_mae(real, reconstructed)),
+        "floor_w1": float(channel_wasserstein(real, second).mean),
+        "floor_mae": float(channel_mae(real, second)),
+    }
+
+
+def pixel_sampling_speed(steps: Sequence[int], batch: int, threads: int) -> dict[str, Any]:
+    """Seconds per response of each pixel model (config size, untrained: the cost does not
+    depend on the weights) for each DDIM step count, on this machine's CPU."""
+    from calosim.models.registry import build_model
+    from calosim.training.run import load_config
+
+    torch.set_num_threads(threads)
+    speeds: dict[str, Any] = {}
+    for name in PIXEL_MODELS:
+        section = dict(load_config(REPOSITORY / "configs" / "zdc" / f"{name}.yaml")["model"])
+        section.pop("name")
+        model = build_model(name, section).eval()
+        noise = torch.randn(batch, *model.noise_shape, generator=torch.Generator().manual_seed(0))
+        conditions = torch.randn(batch, 9, generator=torch.Generator().manual_seed(1))
+        if name == "joint_diffusion":
+            model.fit_classes(conditions)
+        timings = {}
+        for count in steps:
+            model.set_sampling(sampler="ddim", sampling_steps=count)
+            started = time.perf_counter()
+            with torch.inference_mode():
+                model.generate(noise, conditions)
+            timings[str(count)] = (time.perf_counter() - started) / batch
+        speeds[name] = {"parameters": sum(p.numel() for p in model.parameters()),
+                        "seconds_per_response": timings}
+        print(f"{name}: " + ", ".join(f"{k} steps {v * 1e3:.0f} ms" for k, v in timings.items()),
+              flush=True)
+    return speeds
+
+
+def _ratio(value: float, floor: float) -> str:
+    return f"{value:.2f} ({value / floor:.2f}x)"
+
+
+def results_markdown(results: dict[str, Any], campaign: Campaign, args: argparse.Namespace,
+                     load: Sequence[float]) -> str:
+    latent = results["latent_diffusion"]
+    first = next(iter(latent["steps"].values()))["validation"]["floor"]
+    floor_w1, floor_mae = first["wasserstein"]["mean"], first["mae"]
+    training = latent["training"]
+    recon = results["autoencoder_reconstruction"]
+    lines = [
+        "# Diffusion simulators of the ZN: validation",
+        "",
+        f"Data: `{args.data}` (calosim Monte Carlo, seed 1, >= 10 photons); test split of seed "
+        f"{args.seed} ({first['n_reference']} responses, never seen in training). W1: mean over "
+        "the 5 channels of the 1-D Wasserstein distance on photon counts; MAE: channel MAE per "
+        "test particle; (Nx): ratio to the noise floor, a second Monte Carlo of the same "
+        f"particles (W1 {floor_w1:.2f}, MAE {floor_mae:.2f}). Target: W1 and MAE <= 1.3x.",
+        "",
+        "## Latent diffusion: fidelity and speed per number of DDIM steps",
+        "",
+        f"Autoencoder: `{results['autoencoder']}`. Training: {training['epochs_run']} epochs, "
+        f"{training['train_seconds'] / 60:.1f} min, stop: {training['stop_reason']}.",
+        "",
+        "| DDIM steps | W1 (x floor) | MAE (x floor) | responses/s | ms/response |",
+        "|---|---|---|---|---|",
+    ]
+    for steps, result in latent["steps"].items():
+        metrics, bench = result["validation"]["metrics"], result["bench"]
+        lines.append(f"| {steps} | {_ratio(metrics['wasserstein']['mean'], floor_w1)} | "
+                     f"{_ratio(metrics['mae'], floor_mae)} | "
+                     f"{bench['responses_per_second']:,.0f} | {bench['ms_per_response']:.3f} |")
+    lines += [
+        f"| autoencoder encode -> decode of the real responses (the ceiling) | "
+        f"{_ratio(recon['w1'], floor_w1)} | {_ratio(recon['mae'], floor_mae)} | | |",
+        "",
+        "## Pixel-space models: CPU sampling time per response",
+        "",
+        f"Config-size models (configs/zdc/*.yaml), batch {args.pixel_batch}, "
+        f"{args.bench_threads} torch thread(s); milliseconds per response.",
+        "",
+        "| model | parameters | " + " | ".join(f"{s} steps" for s in args.pixel_steps) + " |",
+        "|---|---|" + "---|" * len(args.pixel_steps),
+    ]
+    for name, speed in results["pixel_speed"].items():
+        cells = [f"{speed['seconds_per_response'][str(s)] * 1e3:,.0f}" for s in args.pixel_steps]
+        lines.append(f"| {name} | {speed['parameters']:,} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Conditions",
+        "",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other "
+        f"developers' jobs (load average {load[0]:.1f} at the start, {load[1]:.1f} at the "
+        f"end); training on {args.threads} torch thread(s); no GPU.",
+        f"- responses/s: `calosim bench --n {args.bench_n} --threads {args.bench_threads}` "
+        "(default particle gun, batches of 8192, rounding included) on that loaded machine.",
+        "",
+        "## Commands used",
+        "",
+        "```",
+        *campaign.commands,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(path: Path, text: str) -> None:
+    """Write the results, keeping hand-written notes below NOTES_MARKER."""
+    notes = ""
+    if path.is_file():
+        previous = path.read_text(encoding="utf-8")
+        if NOTES_MARKER in previous:
+            notes = previous[previous.index(NOTES_MARKER):]
+    write_text_atomic(path, text + "\n" + (notes or NOTES_MARKER + "\n"))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("/tmp/calosim-data/zn120k.h5"))
+    parser.add_argument("--work-dir", type=Path, default=REPOSITORY / "runs" / "zdc_diffusion")
+    parser.add_argument("--autoencoder", type=Path, default=None,
+                        help="e2e SAE model file (default: train one in WORK/e2e_sae)")
+    parser.add_argument("--seed", type=int, default=1, help="run and split seed")
+    parser.add_argument("--max-minutes", type=float, default=30.0)
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 25, 50])
+    parser.add_argument("--pixel-steps", type=int, nargs="+", default=[10, 25, 50])
+    parser.add_argument("--pixel-batch", type=int, default=16)
+    parser.add_argument("--bench-n", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--bench-threads", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true",
+                        help="evaluate an existing WORK/latent_diffusion/model.pt")
+    parser.add_argument("--results", type=Path, default=HERE / "results.md")
+    args = parser.parse_args(argv)
+    args.data = args.data.resolve()
+
+    load_start = os.getloadavg()[0]
+    campaign = Campaign(args.work_dir.resolve(), args.threads)
+    if not args.data.is_file():
+        campaign.run("simulate", "--n", "120000", "--seed", "1", "--min-photons", "10",
+                     "--out", args.data, "--no-progress")
+    split_dir = campaign.work_dir / "split"
+    test, floor = split_dir / "test.h5", campaign.work_dir / "floor.h5"
+    campaign.run("split", args.data, "--out-dir", split_dir, "--seed", str(args.seed))
+    if not floor.is_file():
+        campaign.run("simulate", "--particles", test, "--seed", str(FLOOR_SEED), "--out", floor,
+                     "--no-progress")
+    autoencoder = args.autoencoder
+    if autoencoder is None:
+        autoencoder = campaign.work_dir / "e2e_sae" / "model.pt"
+        if not (args.reuse and autoencoder.is_file()):
+            campaign.run("train", REPOSITORY / "configs" / "zdc" / "e2e_sae.yaml", "--data",
+                         args.data, "--out", autoencoder.parent, "--seed", str(args.seed),
+                         "--max-minutes", str(args.max_minutes), "--no-progress")
+    autoencoder = autoencoder.resolve()
+    results: dict[str, Any] = {"autoencoder": str(autoencoder)}
+    results["autoencoder_reconstruction"] = autoencoder_reconstruction(autoencoder, test, floor)
+    results["latent_diffusion"] = evaluate_latent(campaign, args, autoencoder, test, floor)
+    results["pixel_speed"] = pixel_sampling_speed(args.pixel_steps, args.pixel_batch,
+                                                  args.bench_threads)
+    write_text_atomic(campaign.work_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_results(args.results, results_markdown(results, campaign, args,
+                                                 (load_start, os.getloadavg()[0])))
+    print(f"wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()
