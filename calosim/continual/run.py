@@ -9,7 +9,7 @@ top-level ``continual:`` section.
     model: {name: multiband_vae, latent_dim: 8, ...}   # the strategy's model, its sizes
     training: {epochs: 12, batch_size: 256, learning_rate: 1.0e-3}   # per task
     data: zn.h5                # ContinualRunOptions: data, seed, max_rows, split,
-    seed: 1                    #   test_size, standardiser, round_counts
+    seed: 1                    #   test_size, standardiser, round_counts, rounding
 
 The run directory receives config.yaml (resolved, with the seed), the files of
 calosim.continual.loop, r_matrix.json / r_matrix.png (mean per-channel W1) and
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 
 from calosim.continual.loop import MODEL_FILE, ContinualOutcome, ensure_new_run, run_continual
 from calosim.continual.scenario import Scenario, energy_scenario
@@ -37,7 +36,7 @@ from calosim.models.base import config_from_dict, config_to_dict, resolve_device
 from calosim.models.registry import build_model, model_classes
 from calosim.simulators.base import fresh_seed
 from calosim.training.checkpoint import data_fingerprint
-from calosim.training.run import TrainResult, apply_overrides, load_config
+from calosim.training.run import TrainResult, apply_overrides, dump_config, load_config
 from calosim.training.trainer import write_text_atomic
 
 
@@ -70,6 +69,7 @@ class ContinualRunOptions:
     test_size: int | None = 2000
     standardiser: Literal["alice", "first_task"] = "alice"
     round_counts: bool = True
+    rounding: Literal["nearest", "stochastic"] = "nearest"
 
     def __post_init__(self) -> None:
         if self.max_rows is not None and self.max_rows < 10:
@@ -176,8 +176,7 @@ def train_continual_from_config(
     fingerprint = data_fingerprint(dataset.particles)
     if not resume:
         ensure_new_run(run_dir)
-        write_text_atomic(run_dir / "config.yaml",
-                          yaml.safe_dump(resolved.to_dict(), sort_keys=False))
+        write_text_atomic(run_dir / "config.yaml", dump_config(resolved.to_dict()))
     outcome = run_continual(
         scenario, strategy, run_dir, seed=run_seed, test_size=resolved.run.test_size,
         resume=resume, max_minutes=max_minutes, progress=progress,
@@ -228,7 +227,8 @@ def _build_strategy(resolved: ResolvedContinualConfig, scenario: Scenario, seed:
     context = StrategyContext(
         standardiser=standardiser, training=resolved.training, device=resolve_device(device),
         seed=seed, condition_memory=resolved.continual.condition_memory,
-        round_counts=resolved.run.round_counts, progress=progress,
+        round_counts=resolved.run.round_counts, rounding=resolved.run.rounding,
+        progress=progress,
     )
     torch.manual_seed(seed)
     model = build_model(resolved.strategy.model_name, resolved.model)

@@ -26,6 +26,9 @@ from calosim.errors import CalosimError
 from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator
 
 LOG_TRANSFORMS = ("log1p",)
+# "nearest": round half to even, deterministic; "stochastic": floor(x + u), u ~ U(0, 1),
+# integer counts whose expectation is the model's (unbiased channel sums)
+ROUNDINGS = ("nearest", "stochastic")
 
 
 # ---------------------------------------------------------------------------- configs
@@ -216,6 +219,7 @@ class LearnedSimulator(DetectorSimulator):
     Each block of RANDOM_BLOCK particles draws its noise from its own numpy generator
     and goes through the model as one batch, so a response depends only on the seed,
     the particle and its position: chunked generation equals one-shot generation.
+    ``round_counts`` gives integer photon counts, by ``rounding`` (see ROUNDINGS).
     """
 
     def __init__(
@@ -227,8 +231,11 @@ class LearnedSimulator(DetectorSimulator):
         log_transform: str = "log1p",
         device: str | torch.device = "cpu",
         round_counts: bool = True,
+        rounding: str = "nearest",
         info: Mapping[str, Any] | None = None,
     ) -> None:
+        if rounding not in ROUNDINGS:
+            raise CalosimError(f"unknown rounding {rounding!r} (known: {', '.join(ROUNDINGS)})")
         if log_transform not in LOG_TRANSFORMS:
             raise CalosimError(
                 f"unknown log transform {log_transform!r} (known: {', '.join(LOG_TRANSFORMS)})"
@@ -239,6 +246,7 @@ class LearnedSimulator(DetectorSimulator):
         self.name = model_name
         self.log_transform = log_transform
         self.round_counts = round_counts
+        self.rounding = rounding
         self.info = dict(info or {})
 
     def _simulate(
@@ -261,10 +269,14 @@ class LearnedSimulator(DetectorSimulator):
                         torch.from_numpy(noise).to(self.device),
                         torch.from_numpy(conditions[rows]).to(self.device),
                     )
-                    counts = counts_from_log(images)
-                    if self.round_counts:
-                        counts = torch.round(counts)
-                    responses[rows] = counts.float().cpu().numpy()
+                    counts = counts_from_log(images).float().cpu().numpy()
+                    if self.round_counts and self.rounding == "stochastic":
+                        # drawn after the model's noise, from the same block generator
+                        jitter = generator.random(counts.shape, dtype=np.float32)
+                        counts = np.floor(counts + jitter)
+                    elif self.round_counts:
+                        counts = np.round(counts)
+                    responses[rows] = counts
         finally:
             self.model.train(was_training)
         return responses
@@ -275,6 +287,7 @@ class LearnedSimulator(DetectorSimulator):
             "simulator": self.name,
             "device": str(self.device),
             "round_counts": self.round_counts,
+            "rounding": self.rounding,
             "noise_shape": list(self.model.noise_shape),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             **self.info,

@@ -5,11 +5,12 @@ The encoder sees the response and the particle and gives a diagonal Gaussian
 q(z | x, y) = N(mu, sigma^2); the decoder sees a sample z and the particle. The loss is
 the negative ELBO (thesis eq. 2.3) with the e2e Sinkhorn AE's reconstruction term:
 
-    alpha * [MSE + w_lap * LaplacianL1](x, p(z, y)) + kl_weight * KL(q(z | x, y) || N(0, I))
+    alpha * [MSE + w_lap * LaplacianL1 + w_ch * ChannelError](x, p(z, y))
+    + kl_weight * KL(q(z | x, y) || N(0, I))
 
-With a Gaussian decoder of fixed per-pixel variance s^2 and the MSE averaged over the
-1936 pixels, the exact ELBO has kl_weight = 2 s^2 / 1936: kl_weight sets how noisy the
-decoder is assumed to be. Generation decodes z ~ N(0, I) with y: the latent is the noise.
+With a Gaussian decoder of fixed per-pixel variance s^2 and the MSE alone averaged over
+the 1936 pixels, the exact ELBO has kl_weight = 2 s^2 / 1936: kl_weight sets how noisy
+the decoder is assumed to be. Generation decodes z ~ N(0, I) with y: the latent is the noise.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ A deterministic encoder q(x, y) -> z and a decoder p(z, y), both seeing the part
 aggregate code distribution is pulled towards the N(0, I) prior by the maximum mean
 discrepancy with a sum of inverse multiquadric kernels:
 
-    alpha * [MSE + w_lap * LaplacianL1](x, p(q(x, y), y)) + mmd_weight * MMD^2(q(x, y), z)
+    alpha * [MSE + w_lap * LaplacianL1 + w_ch * ChannelError](x, p(q(x, y), y))
+    + mmd_weight * MMD^2(q(x, y), z)
 
 with z ~ N(0, I) drawn per batch. Generation decodes z ~ N(0, I) with y.
 """

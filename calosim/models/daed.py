@@ -89,7 +89,7 @@ class DAED(ConditionalDDPM):
     def training_range(self) -> tuple[int, int]:
         return self.switch_step + 1, self.schedule.n_steps
 
-    def timestep_weighting(self) -> str:
+    def timestep_weighting(self) -> TimestepWeighting:
         return self.config.timestep_weighting
 
     def denoise(self, x_switch: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from calosim.data.schema import IMAGE_SIZE, N_ATTRIBUTES
 from calosim.diffusion.base import DenoiseFunction
 from calosim.diffusion.config import DiffusionConfig, SamplingSettings
 from calosim.diffusion.prediction import diffusion_loss
+from calosim.diffusion.schedules import TimestepWeighting
 from calosim.models.base import Batch, GenerativeModel
 from calosim.models.registry import register
 from calosim.nn.unet import ConditionalUNet
@@ -116,7 +117,8 @@ class ConditionalDDPM(SamplingSettings, GenerativeModel):
         """The diffusion steps the network is trained on (all of them here)."""
         return 1, self.schedule.n_steps
 
-    def timestep_weighting(self) -> str:
+    def timestep_weighting(self) -> TimestepWeighting:
+        """How training steps are drawn within ``training_range``."""
         return "uniform"
 
     def condition_drop(self, batch: Batch) -> torch.Tensor | None:

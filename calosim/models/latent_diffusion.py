@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
@@ -35,6 +36,9 @@ from calosim.errors import CalosimError, ModelFileError
 from calosim.models.base import Batch, GenerativeModel
 from calosim.models.registry import build_model, register
 from calosim.nn.embeddings import ConditionEmbedding, TimeEmbedding
+from calosim.nn.mlp import activation
+
+Activation = Literal["relu", "leaky_relu", "elu", "silu", "tanh"]  # calosim.nn.mlp.ACTIVATIONS
 
 
 def read_autoencoder_file(path: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -57,9 +61,10 @@ class LatentDiffusionConfig(DiffusionConfig):
 
     autoencoder: str | None = None
     autoencoder_config: Any = None
-    width: int = 256
+    width: int = 128
     depth: int = 3
     embedding_dim: int = 64
+    activation: Activation = "relu"
     prediction: Prediction = "v"
     sampling_steps: int = 10
 
@@ -82,26 +87,48 @@ class LatentDiffusionConfig(DiffusionConfig):
 
 
 class ResidualMLPDenoiser(nn.Module):
-    """(z_t, embedding) -> output: an input layer, residual SiLU blocks that each add a
-    projection of the embedding, and a zero-initialised output layer."""
+    """(z_t, embedding) -> output: an input layer and residual blocks, each adding a linear
+    projection of the embedding, then a zero-initialised output layer.
 
-    def __init__(self, data_dim: int, emb_dim: int, width: int, depth: int) -> None:
+    The embedding enters only through those projections, which are linear: a sampler
+    computes the particle's part once per run and the step's part once per step (for one
+    row), instead of projecting a full (B, dim) embedding at every step.
+    """
+
+    def __init__(
+        self, data_dim: int, emb_dim: int, width: int, depth: int, activation_name: str = "relu"
+    ) -> None:
         super().__init__()
-        self.input = nn.Linear(data_dim + emb_dim, width)
-        self.embedding_projections = nn.ModuleList(nn.Linear(emb_dim, width) for _ in range(depth))
+        self.input = nn.Linear(data_dim, width)
+        self.embedding_projections = nn.ModuleList(
+            nn.Linear(emb_dim, width) for _ in range(depth + 1)
+        )
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+            nn.Sequential(activation(activation_name), nn.Linear(width, width),
+                          activation(activation_name), nn.Linear(width, width))
             for _ in range(depth)
         )
-        self.output = nn.Sequential(nn.SiLU(), nn.Linear(width, data_dim))
+        self.output = nn.Sequential(activation(activation_name), nn.Linear(width, data_dim))
         nn.init.zeros_(self.output[-1].weight)
         nn.init.zeros_(self.output[-1].bias)
 
-    def forward(self, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        emb = emb.expand(z.shape[0], -1)
-        h = self.input(torch.cat([z, emb], dim=1))
-        for projection, block in zip(self.embedding_projections, self.blocks, strict=True):
-            h = h + block(h + projection(emb))
+    def embedding_terms(self, emb: torch.Tensor, bias: bool = True) -> list[torch.Tensor]:
+        """The projections of an embedding for the input layer and each block."""
+        return [F.linear(emb, p.weight, p.bias if bias else None)
+                for p in self.embedding_projections]
+
+    def forward(
+        self, z: torch.Tensor, emb: torch.Tensor | None = None,
+        terms: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Denoiser output from the embedding, or from its precomputed ``terms``."""
+        if terms is None:
+            if emb is None:
+                raise ValueError("the denoiser needs an embedding or its terms")
+            terms = self.embedding_terms(emb)
+        h = self.input(z) + terms[0]
+        for term, block in zip(terms[1:], self.blocks, strict=True):
+            h = h + block(h + term)
         return self.output(h)
 
 
@@ -143,7 +170,7 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
         self.time_embedding = TimeEmbedding(config.embedding_dim)
         self.condition_embedding = ConditionEmbedding(N_ATTRIBUTES, config.embedding_dim)
         self.denoiser = ResidualMLPDenoiser(self.latent_dim, config.embedding_dim, config.width,
-                                            config.depth)
+                                            config.depth, config.activation)
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
@@ -208,16 +235,20 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
 
     def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         w = self.config.guidance_scale
-        condition = self.condition_embedding(conditions)
-        null = self.condition_embedding.null_embedding(conditions.shape[0])
+        particle = self.denoiser.embedding_terms(self.condition_embedding(conditions), bias=False)
+        if w > 0:
+            null = self.denoiser.embedding_terms(
+                self.condition_embedding.null_embedding(1), bias=False)
 
         def denoise(z: torch.Tensor, t: int) -> torch.Tensor:
             step = torch.full((1,), t, dtype=torch.long, device=z.device)
-            time = self.time_embedding(step)
-            output = self.denoiser(z, time + condition)
+            time = self.denoiser.embedding_terms(self.time_embedding(step))
+            output = self.denoiser(z, terms=[a + b for a, b in zip(time, particle, strict=True)])
             if w == 0:
                 return output
-            return output + w * (output - self.denoiser(z, time + null))
+            unconditional = self.denoiser(z, terms=[a + b for a, b in zip(time, null,
+                                                                           strict=True)])
+            return output + w * (output - unconditional)
 
         latents = self.sampler.sample(denoise, noise.reshape(-1, self.latent_dim))
         return self.decode(latents)

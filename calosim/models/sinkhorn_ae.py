@@ -14,10 +14,11 @@ per-attribute weights w (all 1 by default) scale the cost of pairing different p
 (the thesis suggests scaling conditions by their effect). The channel term (not in the
 paper) compares the 5 ZN channel sums of the images in photon counts: a per-pixel loss
 in log space alone under-counts (the mean of a log is below the log of a mean), and
-these sums are what physics validation reads. Generation
-runs only n and p, sized for CPU throughput. An optional gate (a classifier of y, as in
-the ALICE deployment) decides which particles give an empty response; the AE is then
-trained on the non-empty ones only.
+these sums are what physics validation reads.
+
+Generation runs only n and p, sized for CPU throughput. An optional gate (a classifier
+of y, as in the ALICE deployment) decides which particles give an empty response; the
+AE is then trained on the non-empty ones only.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 config, the encoder q(x, y) and decoder p(z, y) built from it, the reconstruction loss of
 the e2e Sinkhorn autoencoder, and generation by decoding prior noise with the condition.
 
-The backbone defaults equal those of the e2e Sinkhorn AE (configs/zdc/e2e_sae.yaml), so
-table 4.3.1 compares regularisers of the latent space, not network sizes.
+The backbone and reconstruction defaults equal those of the e2e Sinkhorn AE
+(configs/zdc/e2e_sae.yaml): MSE + Laplacian pyramid L1 + the error of the 5 channel sums
+in photon counts. Table 4.3.1 then compares regularisers of the latent space, not network
+sizes or reconstruction losses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 
 from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
 from calosim.models.base import GenerativeModel, ModelConfig
+from calosim.models.sinkhorn_ae import channel_error
 from calosim.nn.conditioning import ConditionalImageDecoder, ConditionalImageEncoder
 from calosim.nn.losses import laplacian_pyramid_l1
 
@@ -57,14 +60,19 @@ class ConditionalAEConfig(ModelConfig):
     reconstruction_weight: float = 1.0
     laplacian_weight: float = 1.0
     laplacian_levels: int = 3
+    channel_weight: float = 1.0
+    channel_loss: Literal["l1", "log_mse"] = "l1"
+    channel_scale: float = 100.0
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "laplacian_levels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("reconstruction_weight", "laplacian_weight"):
+        for name in ("reconstruction_weight", "laplacian_weight", "channel_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.channel_scale <= 0:
+            raise ValueError(f"channel_scale must be positive, got {self.channel_scale}")
         check_backbone("encoder", self.encoder, self.encoder_hidden, self.encoder_channels,
                        upsamples=False)
         check_backbone("decoder", self.decoder, self.decoder_hidden, self.decoder_channels,
@@ -109,9 +117,16 @@ class ConditionalAutoencoder(GenerativeModel):
     def reconstruction_losses(
         self, images: torch.Tensor, reconstruction: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """MSE and Laplacian pyramid L1 (thesis eq. 4.1), and their weighted sum "weighted"."""
+        """MSE, Laplacian pyramid L1 (thesis eq. 4.1) and channel-sum error, as in the e2e
+        Sinkhorn AE, and their weighted sum "weighted"."""
         c = self.config
-        mse = F.mse_loss(reconstruction, images)
-        laplacian = laplacian_pyramid_l1(images, reconstruction, c.laplacian_levels)
-        weighted = c.reconstruction_weight * (mse + c.laplacian_weight * laplacian)
-        return {"mse": mse, "laplacian": laplacian, "weighted": weighted}
+        losses = {
+            "mse": F.mse_loss(reconstruction, images),
+            "laplacian": laplacian_pyramid_l1(images, reconstruction, c.laplacian_levels),
+            "channels": channel_error(images, reconstruction, c.channel_loss, c.channel_scale),
+        }
+        losses["weighted"] = c.reconstruction_weight * (
+            losses["mse"] + c.laplacian_weight * losses["laplacian"]
+            + c.channel_weight * losses["channels"]
+        )
+        return losses

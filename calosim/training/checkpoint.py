@@ -91,6 +91,7 @@ def save_model_file(
             "log_transform": simulator.log_transform,
         },
         "round_counts": bool(simulator.round_counts),
+        "rounding": simulator.rounding,
         "calosim_version": __version__,
         "data_fingerprint": data_fingerprint,
         "seed": seed,
@@ -171,7 +172,8 @@ def load_simulator(path: str | Path, device: str = "cpu") -> LearnedSimulator:
     try:
         return LearnedSimulator(
             model, standardiser, model_name=name, log_transform=log_transform, device=resolved,
-            round_counts=bool(payload.get("round_counts", True)), info=info,
+            round_counts=bool(payload.get("round_counts", True)),
+            rounding=str(payload.get("rounding", "nearest")), info=info,
         )
     except CalosimError as error:
         raise ModelFileError(f"{path}: {error}") from None

@@ -54,6 +54,7 @@ class RunOptions:
     split: tuple[float, ...] = (0.8, 0.1, 0.1)
     standardiser: Literal["fit", "alice"] = "fit"
     round_counts: bool = True
+    rounding: Literal["nearest", "stochastic"] = "nearest"
     test_size: int | None = 20000
 
     def __post_init__(self) -> None:
@@ -162,6 +163,22 @@ def resolve_config(config: Mapping[str, Any]) -> ResolvedConfig:
     return ResolvedConfig(name, model, training, options)
 
 
+class _ConfigDumper(yaml.SafeDumper):
+    """Sections as blocks, lists of numbers on one line: config.yaml stays short."""
+
+
+_ConfigDumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", data, flow_style=True
+    ),
+)
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    """YAML text of a plain config dict, keys in their given order."""
+    return yaml.dump(dict(config), Dumper=_ConfigDumper, sort_keys=False)
+
+
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: tuple = ()) -> list[tuple]:
     keys = set(old) | set(new)
     found: list[tuple] = []
@@ -221,15 +238,13 @@ def train_from_config(
     model = build_model(resolved.model_name, resolved.model)
     simulator = LearnedSimulator(
         model, standardiser, model_name=resolved.model_name, device=device,
-        round_counts=resolved.options.round_counts,
+        round_counts=resolved.options.round_counts, rounding=resolved.options.rounding,
     )
     fingerprint = data_fingerprint(dataset.particles)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        write_text_atomic(run_dir / "config.yaml",
-                          yaml.safe_dump(resolved.to_dict(), sort_keys=False,
-                                         default_flow_style=None))
+        write_text_atomic(run_dir / "config.yaml", dump_config(resolved.to_dict()))
         _save_split(run_dir / "split.npz", split)
     conditions = np.asarray(standardiser.transform(dataset.particles), dtype=np.float32)
     validation_rows = np.sort(split["val"])[: resolved.training.validation_size]

@@ -43,6 +43,14 @@ def seeded_model(name: str, config: dict, seed: int = 11) -> GenerativeModel:
     return build_model(name, config)
 
 
+def weighted_reconstruction(losses: dict[str, torch.Tensor], config) -> float:
+    """The reconstruction part of an autoencoder's loss, rebuilt from its logged parts."""
+    return config.reconstruction_weight * (
+        losses["mse"] + config.laplacian_weight * losses["laplacian"]
+        + config.channel_weight * losses["channels"]
+    ).item()
+
+
 def assert_generation_is_deterministic(name: str, config: dict, conditions: torch.Tensor) -> None:
     """Same seed -> same weights -> same generation; other noise -> other generation."""
     n_rows = conditions.shape[0]

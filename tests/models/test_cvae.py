@@ -15,6 +15,7 @@ from baseline_helpers import (
     make_batch,
     one_torch_thread,
     seeded_model,
+    weighted_reconstruction,
 )
 
 from calosim.errors import CalosimError
@@ -63,11 +64,12 @@ def test_shapes_and_losses(config: dict, synthetic_batch) -> None:
     assert mean.shape == log_variance.shape == (64, 4)
     assert model.generate(torch.randn(64, 4), conditions).shape == (64, 44, 44)
     losses = model.training_losses(make_batch(images, conditions))
-    assert set(losses) == {"loss", "mse", "laplacian", "kl"}
+    assert set(losses) == {"loss", "mse", "laplacian", "channels", "kl"}
     assert all(value.shape == () and torch.isfinite(value) for value in losses.values())
     c = model.config
-    expected = losses["mse"] + c.laplacian_weight * losses["laplacian"] + c.kl_weight * losses["kl"]
-    assert losses["loss"].item() == pytest.approx(expected.item())
+    expected = weighted_reconstruction(losses, c) + c.kl_weight * losses["kl"].item()
+    assert losses["channels"] > 0
+    assert losses["loss"].item() == pytest.approx(expected)
 
 
 def test_kl_to_standard_normal_closed_form() -> None:

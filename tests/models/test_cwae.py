@@ -14,6 +14,7 @@ from baseline_helpers import (
     make_batch,
     one_torch_thread,
     seeded_model,
+    weighted_reconstruction,
 )
 
 from calosim.errors import CalosimError
@@ -42,6 +43,8 @@ def test_registered_as_cwae_with_its_config() -> None:
         ({"mmd_scales": [1.0, 0.0]}, "mmd_scales must be positive"),
         ({"mmd_scales": []}, "mmd_scales must be positive"),
         ({"laplacian_weight": -1}, "laplacian_weight must not be negative"),
+        ({"channel_scale": 0}, "channel_scale must be positive"),
+        ({"channel_loss": "l2"}, "model.channel_loss: expected one of 'l1', 'log_mse'"),
         ({"encoder": "resnet"}, "model.encoder: expected one of 'mlp', 'conv'"),
     ],
 )
@@ -58,12 +61,12 @@ def test_shapes_and_losses(synthetic_batch) -> None:
     assert model.encode(images, conditions).shape == (64, 4)
     assert model.generate(torch.randn(64, 4), conditions).shape == (64, 44, 44)
     losses = model.training_losses(make_batch(images, conditions))
-    assert set(losses) == {"loss", "mse", "laplacian", "mmd"}
+    assert set(losses) == {"loss", "mse", "laplacian", "channels", "mmd"}
     assert all(value.shape == () and torch.isfinite(value) for value in losses.values())
     c = model.config
-    expected = (losses["mse"] + c.laplacian_weight * losses["laplacian"]
-                + c.mmd_weight * losses["mmd"])
-    assert losses["loss"].item() == pytest.approx(expected.item())
+    expected = weighted_reconstruction(losses, c) + c.mmd_weight * losses["mmd"].item()
+    assert losses["channels"] > 0
+    assert losses["loss"].item() == pytest.approx(expected)
 
 
 def test_encoder_and_decoder_both_see_the_condition(synthetic_batch) -> None:

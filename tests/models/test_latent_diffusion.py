@@ -120,6 +120,40 @@ def test_a_tiny_model_overfits_one_batch(sae_file: Path, synthetic_batch) -> Non
     assert losses[-1] < 0.3 * losses[0]
 
 
+def test_sampling_with_precomputed_embedding_terms_equals_the_plain_forward(sae_file: Path):
+    """Generation splits the embedding's projections into a particle part (once) and a step
+    part (per step); by linearity that is the network applied to the summed embedding."""
+    model = latent_model(sae_file).eval()
+    with torch.no_grad():
+        model.denoiser.output[-1].weight.normal_(0.0, 0.1)
+    conditions = torch.randn(6, 9, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    step = torch.tensor([37])
+    with torch.no_grad():
+        particle = model.condition_embedding(conditions)
+        time = model.time_embedding(step)
+        direct = model.denoiser(z, time + particle)
+        terms = [a + b for a, b in zip(model.denoiser.embedding_terms(time),
+                                       model.denoiser.embedding_terms(particle, bias=False),
+                                       strict=True)]
+        assert torch.allclose(model.denoiser(z, terms=terms), direct, atol=1e-6)
+
+
+def test_guidance_mixes_in_the_null_particle(sae_file: Path) -> None:
+    plain = latent_model(sae_file, condition_dropout=0.1).eval()
+    guided = latent_model(sae_file, condition_dropout=0.1, guidance_scale=1.5).eval()
+    for model in (plain, guided):
+        with torch.no_grad():
+            model.denoiser.output[-1].weight.normal_(0.0, 0.1,
+                                                     generator=torch.Generator().manual_seed(2))
+            model.condition_embedding.null.fill_(0.3)
+    noise = torch.randn(5, 4, generator=torch.Generator().manual_seed(3))
+    conditions = torch.randn(5, 9, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        assert not torch.allclose(plain.generate(noise, conditions),
+                                  guided.generate(noise, conditions))
+
+
 def test_the_model_file_holds_the_autoencoder(sae_file: Path, tmp_path: Path) -> None:
     """Saved, the autoencoder file deleted, loaded: the same responses for a seed."""
     model = latent_model(sae_file, eta=0.5).eval()

@@ -87,3 +87,25 @@ def test_describe_names_the_model(simulator: LearnedSimulator) -> None:
     assert info["simulator"] == "e2e_sae"
     assert info["noise_shape"] == [10]
     assert info["parameters"] == sum(p.numel() for p in simulator.model.parameters())
+
+
+def test_stochastic_rounding_gives_integers_with_the_model_expectation(simulator) -> None:
+    batch = particles(2 * RANDOM_BLOCK)
+    simulator.round_counts = False
+    exact = simulator.simulate(batch, seed=3)
+    simulator.round_counts = True
+    simulator.rounding = "stochastic"
+    rounded = simulator.simulate(batch, seed=3)
+    assert np.array_equal(rounded, np.round(rounded)) and (rounded >= 0).all()
+    assert (np.abs(rounded - exact) < 1).all()
+    # floor(x + u) is x on average: summed over ~4 million pixels the error cancels
+    assert rounded.sum() == pytest.approx(exact.sum(), rel=1e-3)
+    assert not np.isclose(np.round(exact).sum(), exact.sum(), rtol=1e-3)
+    assert np.array_equal(rounded, simulator.simulate(batch, seed=3))
+    tail = simulator.simulate(batch[RANDOM_BLOCK:], seed=3, first_index=RANDOM_BLOCK)
+    assert np.array_equal(rounded[RANDOM_BLOCK:], tail)
+
+
+def test_unknown_rounding_is_refused(simulator: LearnedSimulator) -> None:
+    with pytest.raises(CalosimError, match="unknown rounding 'up'"):
+        LearnedSimulator(simulator.model, simulator.standardiser, model_name="x", rounding="up")

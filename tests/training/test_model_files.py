@@ -29,7 +29,7 @@ def simulator(tiny_dataset) -> LearnedSimulator:
     torch.manual_seed(0)
     model = build_model("e2e_sae", {**TINY, "gate": True})
     standardiser = ParticleStandardiser.fit(tiny_dataset.particles)
-    return LearnedSimulator(model, standardiser, model_name="e2e_sae", round_counts=False)
+    return LearnedSimulator(model, standardiser, model_name="e2e_sae", rounding="stochastic")
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_save_load_generates_identically(model_file, simulator, tiny_dataset) ->
     particles = tiny_dataset.particles[:300]
     loaded = load_simulator(model_file)
     assert np.array_equal(loaded.simulate(particles, seed=2), simulator.simulate(particles, seed=2))
-    assert loaded.round_counts is False and loaded.name == "e2e_sae"
+    assert loaded.round_counts and loaded.rounding == "stochastic" and loaded.name == "e2e_sae"
     assert loaded.model.config == simulator.model.config
     info = loaded.describe()
     assert info["seed"] == 4

@@ -72,6 +72,7 @@ class StrategyContext:
     seed: int = 0
     condition_memory: int = 2000
     round_counts: bool = True
+    rounding: str = "nearest"
     progress: bool = False
 
 
@@ -154,6 +155,7 @@ class Strategy(ABC):
         return LearnedSimulator(
             self.model, self.context.standardiser, model_name=self.model_name,
             device=self.context.device, round_counts=self.context.round_counts,
+            rounding=self.context.rounding,
         )
 
     def memory_bytes(self) -> int:
