@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from calosim.cli.split import DEFAULT_SPLIT_SEED
-
 FASTEST_MODEL_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "zdc" / "e2e_sae.yaml"
 
 
@@ -45,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     _step("held-out test particles and their second, independent simulation (noise floor)")
     dataset = read_dataset(data_path)
-    test_rows = np.sort(split_indices(len(dataset), DEFAULT_SPLIT_SEED, (0.8, 0.1, 0.1))["test"])
+    # The trainer splits with the run's seed: the same seed gives its held-out particles.
+    test_rows = np.sort(split_indices(len(dataset), args.seed, (0.8, 0.1, 0.1))["test"])
     test_path, floor_path = out / "test.h5", out / "test_floor.h5"
     test_attrs = {**dataset.attrs, "creator": "calosim.demo (test split of zn.h5)"}
     write_dataset(test_path, dataset.subset(test_rows), attrs=test_attrs)

@@ -1,7 +1,8 @@
 """`calosim split`: the seeded train/val/test split as files.
 
-The trainer splits its data with the same function and the same default seed, so
-`test.h5` here holds exactly the particles a model trained on DATA never saw.
+The trainer splits its data with the same function, seeded with the run's seed, and
+keeps the indices in RUN_DIR/split.npz: `--run RUN_DIR` (or `--seed` with the run's seed)
+writes exactly the particles a model trained on DATA never saw to `test.h5`.
 """
 
 from __future__ import annotations
@@ -11,30 +12,56 @@ from pathlib import Path
 import click
 
 from calosim.cli.options import creator_command
+from calosim.errors import CalosimError
 
-DEFAULT_SPLIT_SEED = 0
+DEFAULT_SPLIT_SEED = 1  # the seed of the shipped configs (configs/*/*.yaml: `seed: 1`)
+PARTS = ("train", "val", "test")
+
+
+def _run_split(run_dir: Path, n: int) -> dict:
+    import numpy as np
+
+    path = run_dir / "split.npz"
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            parts = {name: stored[name] for name in PARTS}
+    except (OSError, KeyError, ValueError) as error:
+        raise CalosimError(f"{path}: not a training run's split ({error})") from None
+    if max(int(rows.max(initial=-1)) for rows in parts.values()) >= n:
+        raise CalosimError(f"{path}: indices beyond the {n} rows of the data: another dataset?")
+    return parts
 
 
 @click.command("split")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--out-dir", type=click.Path(path_type=Path), required=True)
 @click.option("--seed", type=int, default=DEFAULT_SPLIT_SEED, show_default=True,
-              help="Split seed (the trainer's `split_seed`).")
+              help="Split seed: the training run's seed.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Use the split a training run recorded (RUN_DIR/split.npz).")
 @click.option("--fractions", nargs=3, type=click.FloatRange(0, 1), default=(0.8, 0.1, 0.1),
               show_default=True, help="train, val and test fractions.")
-def command(data: Path, out_dir: Path, seed: int, fractions: tuple[float, float, float]) -> None:
+def command(
+    data: Path, out_dir: Path, seed: int, run_dir: Path | None,
+    fractions: tuple[float, float, float],
+) -> None:
     """Write DATA's train, val and test parts to OUT_DIR/{train,val,test}.h5."""
     import numpy as np
 
     from calosim.data import read_dataset, split_indices, write_dataset
 
     dataset = read_dataset(data)
-    parts = split_indices(len(dataset), seed, fractions)
+    if run_dir is not None:
+        parts = _run_split(run_dir, len(dataset))
+    else:
+        parts = split_indices(len(dataset), seed, fractions)
     out_dir.mkdir(parents=True, exist_ok=True)
     attrs = {**dataset.attrs, "source_creator": dataset.attrs.get("creator", ""),
-             "creator": creator_command(), "split_of": str(data), "split_seed": seed,
+             "creator": creator_command(), "split_of": str(data),
+             "split_seed": seed if run_dir is None else f"from {run_dir}",
              "split_fractions": list(fractions)}
-    for name, rows in parts.items():
+    for name in PARTS:
+        rows = np.sort(parts[name])
         path = out_dir / f"{name}.h5"
-        write_dataset(path, dataset.subset(np.sort(rows)), attrs={**attrs, "split_part": name})
+        write_dataset(path, dataset.subset(rows), attrs={**attrs, "split_part": name})
         click.echo(f"{name}: {len(rows)} responses -> {path}")

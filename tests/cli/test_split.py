@@ -26,3 +26,8 @@ def test_split_of_a_missing_file_is_one_line(run, tmp_path, assert_one_line_erro
     result = run("split", tmp_path / "none.h5", "--out-dir", tmp_path / "out")
     assert_one_line_error(result, "none.h5")
     assert not (tmp_path / "out" / "test.h5").exists()
+
+
+def test_split_of_a_run_needs_its_split_file(run, simulated, tmp_path, assert_one_line_error):
+    result = run("split", simulated, "--out-dir", tmp_path / "out", "--run", tmp_path)
+    assert_one_line_error(result, "split.npz")

@@ -25,6 +25,12 @@ def test_train_then_generate_then_validate(run, simulated, tmp_path):
     model = run_dir / "model.pt"
     assert model.is_file()
 
+    held_out = tmp_path / "split"
+    assert run("split", simulated, "--out-dir", held_out, "--run", run_dir).exit_code == 0
+    test_rows = np.sort(np.load(run_dir / "split.npz")["test"])
+    np.testing.assert_array_equal(read_dataset(held_out / "test.h5").particles,
+                                  read_dataset(simulated).particles[test_rows])
+
     info = json.loads(run("info", model, "--json").stdout)
     assert info["kind"] == "model" and info["simulator"] == "e2e_sae"
 
