@@ -67,7 +67,7 @@ def run_continual(
     started = clock()
     sets = evaluation_sets(scenario.tasks, test_size)
     if resume:
-        outcome = _resume(run_dir, scenario, strategy, seed)
+        outcome = _resume(run_dir, scenario, strategy, seed, data_fingerprint)
     else:
         ensure_new_run(run_dir)
         outcome = ContinualOutcome(RMatrices(scenario.names))
@@ -97,7 +97,7 @@ def run_continual(
             seed=seed, extra={"continual": {"strategy": strategy.name, "tasks_learnt":
                                             task.index + 1, "tasks": scenario.names}},
         )
-        _save_checkpoint(run_dir, strategy, outcome, seed)
+        _save_checkpoint(run_dir, strategy, outcome, seed, data_fingerprint)
         _log(run_dir, record, scenario.n_tasks, progress)
     outcome.seconds = clock() - started
     if outcome.matrices.complete:
@@ -113,19 +113,21 @@ def ensure_new_run(run_dir: Path) -> None:
 
 
 def _save_checkpoint(run_dir: Path, strategy: Strategy, outcome: ContinualOutcome,
-                     seed: int) -> None:
+                     seed: int, data_fingerprint: str | None) -> None:
     save_training_state(run_dir / CHECKPOINT, {
         "strategy_name": strategy.name,
         "strategy": strategy.state_dict(),
         "matrices": outcome.matrices.state_dict(),
         "task_records": outcome.task_records,
         "seed": seed,
+        "data_fingerprint": data_fingerprint,
     })
     text = "".join(json.dumps(record) + "\n" for record in outcome.task_records)
     write_text_atomic(run_dir / "tasks.jsonl", text)
 
 
-def _resume(run_dir: Path, scenario: Scenario, strategy: Strategy, seed: int) -> ContinualOutcome:
+def _resume(run_dir: Path, scenario: Scenario, strategy: Strategy, seed: int,
+            data_fingerprint: str | None) -> ContinualOutcome:
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise CalosimError(f"{run_dir}: nothing to resume (no {CHECKPOINT})")
@@ -133,6 +135,8 @@ def _resume(run_dir: Path, scenario: Scenario, strategy: Strategy, seed: int) ->
     if state.get("seed") != seed or state.get("strategy_name") != strategy.name:
         raise CalosimError(f"{path}: a run of strategy {state.get('strategy_name')!r} with seed "
                            f"{state.get('seed')}, not {strategy.name!r} with seed {seed}")
+    if state.get("data_fingerprint") != data_fingerprint:
+        raise CalosimError(f"{path}: the run was trained on other data; resume it with its own")
     matrices = RMatrices.from_state(state["matrices"])
     if matrices.tasks != scenario.names:
         raise CalosimError(f"{path}: the run's tasks {matrices.tasks} differ from this data's "

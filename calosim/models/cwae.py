@@ -27,7 +27,8 @@ from calosim.nn.losses import mmd_inverse_multiquadric
 class CWAEConfig(ConditionalAEConfig):
     """Hyper-parameters of the conditional WAE-MMD (backbone fields: ConditionalAEConfig)."""
 
-    mmd_weight: float = 1.0
+    # large for the same reason as the cVAE's kl_weight (ZN validation, configs/zdc/cwae.yaml)
+    mmd_weight: float = 1e4
     mmd_scales: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
     def __post_init__(self) -> None:

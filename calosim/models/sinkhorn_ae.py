@@ -16,9 +16,10 @@ paper) compares the 5 ZN channel sums of the images in photon counts: a per-pixe
 in log space alone under-counts (the mean of a log is below the log of a mean), and
 these sums are what physics validation reads.
 
-Generation runs only n and p, sized for CPU throughput. An optional gate (a classifier
-of y, as in the ALICE deployment) decides which particles give an empty response; the
-AE is then trained on the non-empty ones only.
+The MLP encoder also receives log(1 + x) of the 5 channel sums of its input, so the
+code can carry them exactly. Generation runs only n and p, sized for CPU throughput. An
+optional gate (a classifier of y, as in the ALICE deployment) decides which particles
+give an empty response; the AE is then trained on the non-empty ones only.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from torch import nn
 
 from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
 from calosim.data.transforms import counts_from_log, log_counts
-from calosim.metrics import channels
+from calosim.metrics import N_CHANNELS, channels
 from calosim.models.base import Batch, GenerativeModel, ModelConfig
 from calosim.models.registry import register
 from calosim.nn.conv import ConvDecoder, ConvEncoder
@@ -45,33 +46,36 @@ Activation = Literal["relu", "leaky_relu", "elu", "silu", "tanh"]
 
 @dataclass
 class SinkhornAEConfig(ModelConfig):
-    """Hyper-parameters of the conditional e2e Sinkhorn autoencoder."""
+    """Hyper-parameters of the conditional e2e Sinkhorn autoencoder; the defaults are the
+    tuned ones of configs/zdc/e2e_sae.yaml (condition_weights: Energy, Vx, Vy, Vz, Px,
+    Py, Pz, mass, charge; empty means all 1)."""
 
     latent_dim: int = 10
     noise_dim: int = 10
     encoder: Literal["mlp", "conv"] = "mlp"
     encoder_hidden: tuple[int, ...] = (512, 128)
     encoder_channels: tuple[int, ...] = (16, 32, 32)
+    encoder_channel_inputs: bool = True
     decoder: Literal["mlp", "conv"] = "mlp"
-    decoder_hidden: tuple[int, ...] = (128, 384)
+    decoder_hidden: tuple[int, ...] = (256, 512)
     decoder_channels: tuple[int, ...] = (16, 8)
     noise_hidden: tuple[int, ...] = (128, 128, 128)
     activation: Activation = "relu"
     reconstruction_weight: float = 1.0
     laplacian_weight: float = 1.0
     laplacian_levels: int = 3
-    channel_weight: float = 1.0
+    channel_weight: float = 3.0
     channel_loss: Literal["l1", "log_mse"] = "l1"
     channel_scale: float = 100.0
     sinkhorn_weight: float = 1.0
-    sinkhorn_blur: float = 0.05
+    sinkhorn_blur: float = 0.03
     sinkhorn_scaling: float = 0.5
-    condition_scale: float = 1.0
-    condition_weights: tuple[float, ...] = ()
+    condition_scale: float = 0.3
+    condition_weights: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.3, 1.0, 1.0)
     diversity_weight: float = 0.0
     diversity_threshold: float = 0.5
     encoder_l2: float = 1e-4
-    gate: bool = False
+    gate: bool = True
     gate_hidden: tuple[int, ...] = (64, 64)
 
     def __post_init__(self) -> None:
@@ -104,6 +108,8 @@ class SinkhornAEConfig(ModelConfig):
                   *self.encoder_channels, *self.decoder_channels, *self.gate_hidden)
         if any(w < 1 for w in widths):
             raise ValueError("layer widths and channel counts must be positive")
+        if self.encoder_channel_inputs and self.encoder != "mlp":
+            raise ValueError("encoder_channel_inputs needs encoder: mlp")
         if self.decoder == "conv" and (not self.decoder_channels or len(self.decoder_channels) > 2):
             raise ValueError("a conv decoder needs 1 or 2 decoder_channels (44 = 11 * 2 * 2)")
 
@@ -144,7 +150,8 @@ class SinkhornAutoencoder(GenerativeModel):
             )
         else:
             self.encoder = ImageMLPEncoder(
-                RESPONSE_SHAPE, c.encoder_hidden, c.latent_dim, activation_name=c.activation
+                RESPONSE_SHAPE, c.encoder_hidden, c.latent_dim, activation_name=c.activation,
+                extra_features=N_CHANNELS if c.encoder_channel_inputs else 0,
             )
         if c.decoder == "conv":
             self.decoder: nn.Module = ConvDecoder(
@@ -171,7 +178,11 @@ class SinkhornAutoencoder(GenerativeModel):
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Log-space images (B, 44, 44) -> latent codes (B, latent_dim)."""
-        return self.encoder(images)
+        if not self.config.encoder_channel_inputs:
+            return self.encoder(images)
+        # photon sums are exponentials of the log pixels, hard for the first layer to
+        # form; given directly, the code can hold them exactly
+        return self.encoder(images, log_counts(channels(counts_from_log(images))))
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Latent codes -> log-space images (B, 44, 44)."""

@@ -61,15 +61,16 @@ class MLP(nn.Sequential):
 
 
 class ImageMLPEncoder(nn.Module):
-    """(N, H, W) images -> (N, out_features) through an MLP on the flattened pixels."""
+    """(N, H, W) images -> (N, out_features) through an MLP on the flattened pixels,
+    optionally joined by ``extra_features`` summary features per image."""
 
     def __init__(
         self, image_shape: tuple[int, int], hidden: Sequence[int], out_features: int,
-        *, activation_name: str = "relu", batch_norm: bool = False,
+        *, activation_name: str = "relu", batch_norm: bool = False, extra_features: int = 0,
     ) -> None:
         super().__init__()
         self.mlp = MLP(
-            image_shape[0] * image_shape[1], hidden, out_features,
+            image_shape[0] * image_shape[1] + extra_features, hidden, out_features,
             activation_name=activation_name, batch_norm=batch_norm,
         )
 
@@ -77,8 +78,11 @@ class ImageMLPEncoder(nn.Module):
     def last_linear(self) -> nn.Linear:
         return self.mlp.last_linear
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.mlp(images.flatten(1))
+    def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        features = images.flatten(1)
+        if extra is not None:
+            features = torch.cat([features, extra], dim=1)
+        return self.mlp(features)
 
 
 class ImageMLPDecoder(nn.Module):

@@ -75,6 +75,13 @@ def test_resumed_run_equals_an_uninterrupted_one(toy, tmp_path, monkeypatch) -> 
     with pytest.raises(CalosimError, match="cannot resume with a different config"):
         train_continual_from_config(changed, data=toy, out_dir=tmp_path / "cut", resume=True,
                                     progress=False)
+    other_data = toy.subset(slice(0, len(toy) - 1))
+    with pytest.raises(CalosimError, match="trained on other data"):
+        train_continual_from_config(config, data=other_data, out_dir=tmp_path / "cut",
+                                    resume=True, progress=False)
+    with pytest.raises(CalosimError, match="nothing to resume"):
+        train_continual_from_config(config, data=toy, out_dir=tmp_path / "empty", resume=True,
+                                    progress=False)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ TINY_SAE = {
     "decoder_hidden": [16, 32],
     "noise_hidden": [16, 16],
     "sinkhorn_blur": 0.1,
+    "gate": False,
 }
 
 

@@ -36,6 +36,8 @@ def test_registry_knows_the_sae_and_rejects_unknown_names() -> None:
         ({"latent_dim": 0}, "latent_dim must be at least 1"),
         ({"sinkhorn_scaling": 1.5}, "sinkhorn_scaling must lie in"),
         ({"sinkhorn_weight": -1}, "sinkhorn_weight must not be negative"),
+        ({"encoder": "conv"}, "encoder_channel_inputs needs encoder: mlp"),
+        ({"condition_weights": [1, 2]}, "condition_weights must be empty or 9 numbers"),
     ],
 )
 def test_bad_model_configs_raise_one_line(values: dict, message: str) -> None:
@@ -52,7 +54,8 @@ def test_config_values_are_converted_to_declared_types() -> None:
 
 @pytest.mark.parametrize("architecture", [
     {"encoder": "mlp", "decoder": "mlp"},
-    {"encoder": "conv", "decoder": "conv", "encoder_channels": (4, 8), "decoder_channels": (4, 2)},
+    {"encoder": "conv", "encoder_channel_inputs": False, "encoder_channels": (4, 8),
+     "decoder": "conv", "decoder_channels": (4, 2)},
 ])
 def test_shapes(tiny_config: SinkhornAEConfig, synthetic_batch, architecture: dict) -> None:
     torch.manual_seed(0)
