@@ -40,7 +40,13 @@ class ModelConfig:
 
     Subclasses check value ranges in ``__post_init__`` and raise ValueError; the
     config reader turns that into a one-line CalosimError naming the key.
+
+    ``file_defaults``: for keys added after model files were first written, the value
+    that reproduces the older behaviour; a model file whose config lacks such a key is
+    read with it (new configs get the field's default).
     """
+
+    file_defaults: ClassVar[dict[str, Any]] = {}
 
 
 def config_from_dict(cls: type, values: Mapping[str, Any] | None, where: str) -> Any:

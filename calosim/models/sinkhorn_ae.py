@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +77,8 @@ class SinkhornAEConfig(ModelConfig):
     encoder_l2: float = 1e-4
     gate: bool = True
     gate_hidden: tuple[int, ...] = (64, 64)
+
+    file_defaults: ClassVar[dict[str, Any]] = {"encoder_channel_inputs": False}
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "noise_dim", "laplacian_levels"):

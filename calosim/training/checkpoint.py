@@ -24,7 +24,7 @@ import torch
 from calosim._version import __version__
 from calosim.errors import CalosimError, ModelFileError
 from calosim.models.base import LearnedSimulator, config_to_dict, resolve_device
-from calosim.models.registry import build_model
+from calosim.models.registry import build_model, model_classes
 
 MODEL_FORMAT = "calosim-model"
 TRAINING_STATE_FORMAT = "calosim-training-state"
@@ -147,7 +147,11 @@ def load_simulator(path: str | Path, device: str = "cpu") -> LearnedSimulator:
         raise ModelFileError(f"{path}: corrupt model file (missing {', '.join(missing)})")
     name = payload["model_name"]
     try:
-        model = build_model(name, payload["config"])
+        config_class, _ = model_classes(name)
+        config = payload["config"]
+        if isinstance(config, Mapping):
+            config = {**config_class.file_defaults, **config}
+        model = build_model(name, config)
     except CalosimError as error:
         raise ModelFileError(f"{path}: {error}") from None
     try:

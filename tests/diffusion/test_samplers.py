@@ -30,7 +30,7 @@ def exact_denoiser(schedule: NoiseSchedule, prediction: str = "epsilon"):
     return denoise
 
 
-def start_noise(n: int = 20_000, seed: int = 0) -> torch.Tensor:
+def start_noise(n: int = 12_000, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 

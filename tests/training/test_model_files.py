@@ -145,3 +145,19 @@ def test_training_states_round_trip_with_generator_states(tmp_path) -> None:
     assert torch.equal(torch.rand(3, generator=restored), torch.rand(3, generator=generator))
     with pytest.raises(ModelFileError, match="not a calosim training checkpoint"):
         load_training_state(_resave(path, tmp_path / "x.pt", format="calosim-model"))
+
+
+def test_files_from_before_a_config_key_existed_keep_their_behaviour(tmp_path, tiny_dataset):
+    torch.manual_seed(0)
+    old = LearnedSimulator(
+        build_model("e2e_sae", {**TINY, "encoder_channel_inputs": False}),
+        ParticleStandardiser.fit(tiny_dataset.particles), model_name="e2e_sae",
+    )
+    path = save_model_file(tmp_path / "old.pt", old)
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["encoder_channel_inputs"]  # as written before the key existed
+    torch.save(payload, path)
+    loaded = load_simulator(path)
+    assert loaded.model.config.encoder_channel_inputs is False
+    particles = tiny_dataset.particles[:50]
+    assert np.array_equal(loaded.simulate(particles, seed=1), old.simulate(particles, seed=1))
