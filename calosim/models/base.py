@@ -276,13 +276,15 @@ class LearnedSimulator(DetectorSimulator):
                         torch.from_numpy(conditions[rows]).to(self.device),
                     )
                     counts = counts_from_log(images).float().cpu().numpy()
+                    out = responses[rows]  # a view: results are written in place
                     if self.round_counts and self.rounding == "stochastic":
                         # drawn after the model's noise, from the same block generator
                         jitter = generator.random(counts.shape, dtype=np.float32)
-                        counts = np.floor(counts + jitter)
+                        np.floor(np.add(counts, jitter, out=out), out=out)
                     elif self.round_counts:
-                        counts = np.round(counts)
-                    responses[rows] = counts
+                        np.round(counts, out=out)
+                    else:
+                        out[...] = counts
         finally:
             self.model.train(was_training)
         return responses

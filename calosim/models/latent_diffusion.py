@@ -4,8 +4,8 @@ As in latent generative memory (train the generative model on an autoencoder's c
 the encoder and decoder of a trained model (the e2e Sinkhorn autoencoder, or any model
 file whose model has ``encode`` and ``decode``) are frozen, and a residual MLP learns to
 denoise the standardised codes of the training responses, conditioned on the particle.
-Generation runs a few DDIM steps in the 10-dimensional latent space and decodes once,
-which keeps it cheap enough for CPU production.
+Generation runs a few DDIM steps in the low-dimensional latent space (10 for the default
+e2e SAE) and decodes once, which keeps it cheap enough for CPU production.
 
 Model files: ``model.autoencoder`` names the autoencoder's model file. When the config
 is read, that file's model name and config are copied into ``model.autoencoder_config``
@@ -14,6 +14,8 @@ latent diffusion model file therefore never needs the autoencoder file again. (A
 that already holds ``autoencoder_config``, like a run's config.yaml, carries no weights:
 training from it is refused; remove the key to read the file again.) The autoencoder's
 empty-response gate, if any, is not used: every response, empty or not, is a code.
+The autoencoder is rebuilt from its stored config by the current code of its model, so,
+as for that model's own files, its code must keep reading old configs the old way.
 
 Codes are standardised with the mean and standard deviation of the first training batch
 (buffers, saved in the model file), so the diffusion sees unit-scale data.

@@ -205,8 +205,9 @@ class SinkhornAutoencoder(GenerativeModel):
         images = self.decode(self.sample_codes(noise[:, : c.noise_dim], conditions))
         if self.gate is not None:
             uniform = 0.5 * (1.0 + torch.erf(noise[:, c.noise_dim] / math.sqrt(2.0)))
-            keep = uniform >= self.empty_probability(conditions)
-            images = images * keep[:, None, None].to(images.dtype)
+            empty = uniform < self.empty_probability(conditions)
+            # in place on the decoder's fresh output: touches only the empty rows
+            images[empty] = 0.0
         return images
 
     def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -13,7 +13,9 @@ import numpy as np
 
 from calosim.data.dataset import ZDCDataset
 
-TINY_BACKBONE = {"latent_dim": 4, "encoder_hidden": [32], "decoder_hidden": [16, 64]}
+# kl_weight and channel_weight pinned: the tests must not move with the models' defaults
+TINY_BACKBONE = {"latent_dim": 4, "encoder_hidden": [32], "decoder_hidden": [16, 64],
+                 "kl_weight": 1e-3, "channel_weight": 1.0}
 
 
 def toy_mean_response(energy: np.ndarray) -> np.ndarray:

@@ -194,13 +194,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     load_start = os.getloadavg()[0]
     campaign = Campaign(args.work_dir.resolve(), args.threads)
-    if not args.data.is_file():
+    if args.data.is_file():
+        campaign.commands.append(f"# data: reused {args.data}")
+    else:
         campaign.run("simulate", "--n", "120000", "--seed", "1", "--min-photons", "10",
                      "--out", args.data, "--no-progress")
     split_dir = campaign.work_dir / "split"
     test, floor_file = split_dir / "test.h5", campaign.work_dir / "floor.h5"
     campaign.run("split", args.data, "--out-dir", split_dir, "--seed", str(args.seed))
-    if not floor_file.is_file():
+    if floor_file.is_file():
+        shown = str(floor_file).removeprefix(f"{REPOSITORY}/")
+        campaign.commands.append(f"# floor: reused {shown} of an earlier run")
+    else:
         campaign.run("simulate", "--particles", test, "--seed", str(FLOOR_SEED),
                      "--out", floor_file, "--no-progress")
 

@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-minutes", type=float, default=30.0)
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 25, 50])
     parser.add_argument("--pixel-steps", type=int, nargs="+", default=[10, 25, 50])
-    parser.add_argument("--pixel-batch", type=int, default=16)
+    parser.add_argument("--pixel-batch", type=int, default=2)
     parser.add_argument("--bench-n", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bench-threads", type=int, default=2)
