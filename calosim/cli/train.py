@@ -28,12 +28,21 @@ def command(
 ) -> None:
     """Train the model of CONFIG. OVERRIDES are `key.path=value` pairs (YAML values),
     e.g. `training.epochs=5 model.latent_dim=16`. A config with a `continual:` section
-    runs its whole task sequence (configs/continual/)."""
+    runs its whole task sequence (configs/continual/). Under
+    `torchrun --nproc_per_node N -m calosim train ...` N processes train data-parallel."""
+    from calosim.errors import CalosimError
+    from calosim.training.distributed import context_from_environment
     from calosim.training.run import load_config, train_from_config
 
     loaded = load_config(config)
+    context = context_from_environment(device)
     if "continual" in loaded:
+        if context.active:
+            raise CalosimError("continual runs train in one process; start them without torchrun")
         from calosim.continual.run import train_continual_from_config as train
+    elif isinstance(loaded.get("data"), dict):
+        # image benchmarks name their data as a section (configs/images/)
+        from calosim.images.train import train_images_from_config as train
     else:
         train = train_from_config
     out_dir = out_dir or Path("runs") / config.stem
@@ -41,5 +50,7 @@ def command(
         config, data=data, out_dir=out_dir, seed=seed, overrides=overrides,
         max_minutes=max_minutes, resume=resume, device=device, progress=progress,
     )
+    if not context.is_main:
+        return
     click.echo(f"model: {result.model_path}")
     click.echo(f"run directory: {result.run_dir}")

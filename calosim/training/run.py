@@ -30,6 +30,7 @@ from calosim.models.base import LearnedSimulator, config_from_dict, config_to_di
 from calosim.models.registry import build_model
 from calosim.simulators.base import fresh_seed
 from calosim.training.checkpoint import data_fingerprint, load_simulator
+from calosim.training.distributed import Context, session
 from calosim.training.trainer import (
     Trainer,
     TrainingConfig,
@@ -213,7 +214,21 @@ def train_from_config(
     ``max_minutes``: time budget of this call (default: ``training.max_minutes``).
     ``resume``: continue the run in ``out_dir`` from its last checkpoint, with the
     config it was started with (only epochs, patience and max_minutes may change).
+    Under torchrun every process calls this; see calosim.training.distributed.
     """
+    with session(device) as (context, device):
+        return _train_run(
+            config, data=data, out_dir=out_dir, seed=seed, overrides=overrides,
+            max_minutes=max_minutes, resume=resume, device=device, progress=progress,
+            context=context,
+        )
+
+
+def _train_run(
+    config: str | Path | Mapping[str, Any], *, data: Any, out_dir: str | Path, seed: int | None,
+    overrides: Sequence[str], max_minutes: float | None, resume: bool, device: str,
+    progress: bool, context: Context,
+) -> TrainResult:
     run_dir = Path(out_dir)
     raw = apply_overrides(load_config(config), overrides)
     if seed is not None:
@@ -224,7 +239,8 @@ def train_from_config(
         raw = _config_for_resume(run_dir, raw, seed_given=seed is not None)
     resolved = resolve_config(raw)
     if resolved.options.seed is None:
-        resolved.options.seed = fresh_seed()
+        # One seed for all processes: they must shuffle and split alike.
+        resolved.options.seed = context.broadcast(fresh_seed())
     run_seed = int(resolved.options.seed)
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
         raise CalosimError(
@@ -243,7 +259,7 @@ def train_from_config(
     fingerprint = data_fingerprint(dataset.particles)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    if not resume and context.is_main:
         write_text_atomic(run_dir / "config.yaml", dump_config(resolved.to_dict()))
         _save_split(run_dir / "split.npz", split)
     conditions = np.asarray(standardiser.transform(dataset.particles), dtype=np.float32)
@@ -257,13 +273,18 @@ def train_from_config(
     )
     trainer = Trainer(
         simulator, training_data, resolved.training, run_dir=run_dir, seed=run_seed,
-        data_fingerprint=fingerprint, progress=progress,
+        data_fingerprint=fingerprint, progress=progress, context=context,
     )
     outcome = trainer.fit(resume=resume, max_minutes=max_minutes)
+    if not context.is_main:
+        # Wait for rank 0's model.pt and test scores, so every process returns a result.
+        context.barrier()
+        return TrainResult(model_path=run_dir / "model.pt", run_dir=run_dir, metrics={})
 
     model_path = _copy_atomic(outcome.best_path, run_dir / "model.pt")
     metrics = _final_metrics(model_path, dataset, split, resolved, outcome, device, run_seed)
     write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    context.barrier()
     return TrainResult(model_path=model_path, run_dir=run_dir, metrics=metrics)
 
 

@@ -32,6 +32,7 @@ from calosim.training.checkpoint import (
     save_model_file,
     save_training_state,
 )
+from calosim.training.distributed import SINGLE, Context
 
 # The validation score that picks the best epoch. W1 is the default: once a model has
 # learnt its conditions the MAE moves little, while W1 shows whether the distributions
@@ -147,9 +148,9 @@ def _monitored(metrics: Mapping[str, Any], monitor: Monitor) -> float:
     return float(metrics[monitor])
 
 
-def _seed_for(seed: int, purpose: int) -> int:
-    """Independent 63-bit seeds for the generators of one run."""
-    return int(np.random.SeedSequence(seed, spawn_key=(purpose,)).generate_state(2, np.uint64)[0]
+def _seed_for(seed: int, *purpose: int) -> int:
+    """Independent 63-bit seeds for the generators of one run (and of each process)."""
+    return int(np.random.SeedSequence(seed, spawn_key=purpose).generate_state(2, np.uint64)[0]
                >> np.uint64(1))
 
 
@@ -159,6 +160,10 @@ class Trainer:
     Files: checkpoints/last.pt (resume state, each epoch), checkpoints/best.pt (model
     file of the best validation score), metrics.jsonl (one JSON object per epoch) and
     train.log (the same, readable).
+
+    Under torchrun (``context``, see calosim.training.distributed) each process trains
+    on its share of every batch with gradients averaged over all, so a step sees the
+    same batch as a single-process run; rank 0 validates, decides and writes the files.
     """
 
     def __init__(
@@ -172,7 +177,9 @@ class Trainer:
         data_fingerprint: str | None = None,
         progress: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        context: Context = SINGLE,
     ) -> None:
+        self.context = context
         self.simulator = simulator
         self.model = simulator.model
         self.device = simulator.device
@@ -181,14 +188,17 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.seed = int(seed)
         self.data_fingerprint = data_fingerprint
-        self.progress = progress
+        self.progress = progress and context.is_main
         self.clock = clock
         self.optimisers = self.model.configure_optimisers(config.learning_rate, config.weight_decay)
         self.base_learning_rates = [
             [group["lr"] for group in optimiser.param_groups] for optimiser in self.optimisers
         ]
         self.shuffle_generator = torch.Generator().manual_seed(_seed_for(self.seed, 1))
-        self.noise_generator = torch.Generator().manual_seed(_seed_for(self.seed, 2))
+        # Rank 0 keeps the single-process seed; the other ranks draw their own noise.
+        noise_key = (2,) if context.is_main else (2, context.rank)
+        self.noise_generator = torch.Generator().manual_seed(_seed_for(self.seed, *noise_key))
+        context.average_gradients(self.model)
         self.validation_seed = _seed_for(self.seed, 3) % 2**31
         n_val = min(config.validation_size, len(data.validation_particles))
         self.validation_particles = data.validation_particles[:n_val]
@@ -208,10 +218,16 @@ class Trainer:
         """Train until the epochs are done, patience runs out or the time budget is spent."""
         max_minutes = max_minutes if max_minutes is not None else self.config.max_minutes
         progress = self._resume() if resume else _Progress()
+        self.context.broadcast_state(self.model)
         started = self.clock()
         deadline = None if max_minutes is None else started + 60.0 * max_minutes
         n = len(self.data.index)
         n_batches = n // self.config.batch_size if n >= self.config.batch_size else 1
+        if min(n, self.config.batch_size) // self.context.world_size < 2:
+            raise CalosimError(
+                f"batches of {min(n, self.config.batch_size)} responses split over "
+                f"{self.context.world_size} processes leave fewer than 2 per process"
+            )
         stop_reason = "epochs"
         while progress.epoch < self.config.epochs:
             if self._patience_spent(progress):
@@ -265,13 +281,14 @@ class Trainer:
         timed_out = False
         with bar:
             while progress.next_batch < n_batches:
-                if deadline is not None and self.clock() >= deadline:
+                if deadline is not None and self.context.any(self.clock() >= deadline):
                     timed_out = True
                     break
                 batch = self._batch(progress.permutation, progress.next_batch)
-                step_losses = self.model.training_step(
+                step_losses = self.context.mean_losses(self.model.training_step(
                     batch, self.optimisers, self.config.grad_clip
-                )
+                ))
+                self.context.broadcast_state(self.model, parameters=False)
                 if not math.isfinite(step_losses["loss"]):
                     raise CalosimError(
                         f"training diverged at epoch {progress.epoch + 1} (loss "
@@ -291,6 +308,7 @@ class Trainer:
 
         size = self.config.batch_size
         rows = np.sort(self.data.index[permutation[index * size : (index + 1) * size].numpy()])
+        rows = self.context.shard(rows)
         images = torch.from_numpy(np.asarray(log_counts(self.data.responses[rows]), np.float32))
         conditions = torch.from_numpy(np.asarray(self.data.conditions[rows], np.float32))
         return Batch(images.to(self.device), conditions.to(self.device), self.noise_generator)
@@ -304,19 +322,31 @@ class Trainer:
 
     def _validate(
         self, progress: _Progress, losses: dict[str, float], train_seconds: float, partial: bool
+    ) -> dict[str, Any] | None:
+        """Rank 0 scores the epoch and keeps the best model; every rank then holds its
+        counters, so all make the same early-stopping decision."""
+        record = None
+        if self.context.is_main:
+            record = self._score_epoch(progress, losses, train_seconds, partial)
+        (progress.best_metric, progress.best_epoch, progress.epochs_without_improvement,
+         progress.history) = self.context.broadcast((
+            progress.best_metric, progress.best_epoch, progress.epochs_without_improvement,
+            progress.history,
+        ))
+        return record
+
+    def _score_epoch(
+        self, progress: _Progress, losses: dict[str, float], train_seconds: float, partial: bool
     ) -> dict[str, Any]:
         started = self.clock()
         scores = self.evaluate()
-        metric = _monitored(scores, self.config.monitor)
+        metric = self.monitored(scores)
         improved = metric < progress.best_metric
         if improved:
             progress.best_metric = metric
             progress.best_epoch = progress.epoch + 1
             progress.epochs_without_improvement = 0
-            save_model_file(
-                self.best_path, self.simulator, data_fingerprint=self.data_fingerprint,
-                seed=self.seed, extra={"epoch": progress.epoch + 1, "validation": scores},
-            )
+            self.save_best(progress.epoch + 1, scores)
         elif not partial:
             progress.epochs_without_improvement += 1
         record = {
@@ -333,9 +363,31 @@ class Trainer:
         progress.history.append(record)
         return record
 
+    def monitored(self, scores: Mapping[str, Any]) -> float:
+        """The validation number that picks the best epoch (lower is better)."""
+        return _monitored(scores, self.config.monitor)
+
+    def describe_scores(self, scores: Mapping[str, Any]) -> str:
+        """The validation scores as the log line shows them."""
+        return f"val W1 {scores['w1']:.4g}  MAE {scores['mae']:.4g}"
+
     # ---------------------------------------------------------------- persistence
 
+    def save_best(self, epoch: int, scores: Mapping[str, Any]) -> None:
+        """Write the model of a new best epoch to ``best_path`` as a model file."""
+        save_model_file(
+            self.best_path, self.simulator, data_fingerprint=self.data_fingerprint,
+            seed=self.seed, extra={"epoch": epoch, "validation": dict(scores)},
+        )
+
     def _save_state(self, progress: _Progress) -> None:
+        # The generators of the other ranks go into rank 0's checkpoint, so a resumed
+        # multi-process run draws the same noise the uninterrupted one would have.
+        rank_rngs = self.context.gather(
+            {"noise": self.noise_generator.get_state(), "torch": torch.get_rng_state()}
+        )
+        if not self.context.is_main:
+            return
         state = {
             "model": self.model.state_dict(),
             "optimisers": [optimiser.state_dict() for optimiser in self.optimisers],
@@ -350,7 +402,9 @@ class Trainer:
                 "shuffle": self.shuffle_generator.get_state(),
                 "noise": self.noise_generator.get_state(),
                 "torch": torch.get_rng_state(),
+                "ranks": rank_rngs[1:],
             },
+            "world_size": self.context.world_size,
             "seed": self.seed,
             "data_fingerprint": self.data_fingerprint,
         }
@@ -369,12 +423,19 @@ class Trainer:
             raise CalosimError(
                 f"{self.last_path}: the run was trained on other data; resume it with its own"
             )
+        world = int(state.get("world_size", 1))
+        if world != self.context.world_size:
+            raise CalosimError(
+                f"{self.last_path}: written by {world} training process(es); resume it with "
+                f"the same number (now {self.context.world_size})"
+            )
         self.model.load_state_dict(state["model"])
         for optimiser, saved in zip(self.optimisers, state["optimisers"], strict=True):
             optimiser.load_state_dict(saved)
         self.shuffle_generator.set_state(state["rng"]["shuffle"].cpu())
-        self.noise_generator.set_state(state["rng"]["noise"].cpu())
-        torch.set_rng_state(state["rng"]["torch"].cpu())
+        rng = state["rng"] if self.context.is_main else state["rng"]["ranks"][self.context.rank - 1]
+        self.noise_generator.set_state(rng["noise"].cpu())
+        torch.set_rng_state(rng["torch"].cpu())
         permutation = state["permutation"]
         return _Progress(
             epoch=int(state["epoch"]),
@@ -393,12 +454,13 @@ class Trainer:
         text = "".join(json.dumps(record) + "\n" for record in history)
         write_text_atomic(path, text)
 
-    def _log(self, record: Mapping[str, Any]) -> None:
-        val = record["val"]
+    def _log(self, record: Mapping[str, Any] | None) -> None:
+        if record is None or not self.context.is_main:
+            return
         line = (
             f"epoch {record['epoch']}{' (partial)' if record['partial'] else ''}: "
             f"loss {record['train'].get('loss', float('nan')):.5g}  "
-            f"val W1 {val['w1']:.4g}  MAE {val['mae']:.4g}"
+            f"{self.describe_scores(record['val'])}"
             f"{'  *best*' if record['best'] else ''}  "
             f"({record['train_seconds']:.1f} s + {record['val_seconds']:.1f} s)"
         )
