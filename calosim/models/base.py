@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from calosim.data.schema import RESPONSE_SHAPE
+from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
 from calosim.errors import CalosimError
 from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator
 
@@ -47,6 +47,44 @@ class ModelConfig:
     """
 
     file_defaults: ClassVar[dict[str, Any]] = {}
+
+
+@dataclass
+class DataShapeConfig(ModelConfig):
+    """A model config that also names the data it is built for: ``image_shape`` (H, W) and
+    ``condition_dim``, the width of a condition vector (0: unconditional). The defaults are
+    the ZN ones, so ZN configs and model files written before these keys existed read
+    unchanged; the image benchmarks set them (calosim.images)."""
+
+    image_shape: tuple[int, ...] = RESPONSE_SHAPE
+    condition_dim: int = N_ATTRIBUTES
+
+    def __post_init__(self) -> None:
+        if len(self.image_shape) != 2 or min(self.image_shape) < 4:
+            raise ValueError(f"image_shape must be 2 sides of at least 4, got "
+                             f"{list(self.image_shape)}")
+        if self.condition_dim < 0:
+            raise ValueError(f"condition_dim must not be negative, got {self.condition_dim}")
+        # cooperative: a config that also derives from another base (DiffusionConfig)
+        # keeps that base's checks
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:
+            parent()
+
+    @property
+    def is_zn(self) -> bool:
+        """Whether images are ZN responses, whose channel sums some losses read."""
+        return tuple(self.image_shape) == RESPONSE_SHAPE
+
+    def require_zn(self, **settings: Any) -> None:
+        """ValueError naming the first of ``settings`` that is on (non-zero, true) although
+        the images are not ZN responses: the ZN channel sums it reads do not exist there."""
+        if self.is_zn:
+            return
+        for name, value in settings.items():
+            if value:
+                raise ValueError(f"{name} reads ZN channel sums, which images of shape "
+                                 f"{list(self.image_shape)} lack; set it to 0 or false")
 
 
 def config_from_dict(cls: type, values: Mapping[str, Any] | None, where: str) -> Any:

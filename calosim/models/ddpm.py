@@ -2,7 +2,9 @@
 
 Images live in log(1 + counts) space; the model maps them linearly to [-1, 1]
 (x = 2 y / log_max - 1, so an empty pixel is -1) and pads them from 44 x 44 to 48 x 48
-with empty pixels, so a U-Net can halve the resolution twice or three times. A U-Net
+(``padded_size``) with empty pixels, so a U-Net can halve the resolution twice or three
+times. Other images (the image benchmarks: ``image_shape``, ``condition_dim``, pixels
+in [0, 1] with log_max 1) go through the same steps. A U-Net
 predicts the noise (or the velocity) from x_t, the step embedding and an embedding of
 the 9 standardised particle attributes. With ``condition_dropout`` > 0 some rows train
 without their particle, and ``guidance_scale`` applies classifier-free guidance.
@@ -21,33 +23,32 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from calosim.data.schema import IMAGE_SIZE, N_ATTRIBUTES
 from calosim.diffusion.base import DenoiseFunction
 from calosim.diffusion.config import DiffusionConfig, SamplingSettings
 from calosim.diffusion.prediction import diffusion_loss
 from calosim.diffusion.schedules import TimestepWeighting
-from calosim.models.base import Batch, GenerativeModel
+from calosim.models.base import Batch, DataShapeConfig, GenerativeModel
 from calosim.models.registry import register
 from calosim.nn.unet import ConditionalUNet
 
-PADDED_SIZE = 48
-_PAD = (PADDED_SIZE - IMAGE_SIZE) // 2
+PADDED_SIZE = 48  # 44 x 44 ZN responses padded so a U-Net can halve them
 
 
-def check_unet_shape(channels: tuple[int, ...], attention: tuple[bool, ...], prefix: str = ""):
-    """ValueError unless a U-Net of these levels fits 48 x 48 images."""
+def check_unet_shape(channels: tuple[int, ...], attention: tuple[bool, ...], prefix: str = "",
+                     size: int = PADDED_SIZE):
+    """ValueError unless a U-Net of these levels fits ``size`` x ``size`` images."""
     if not channels or min(channels) < 1:
         raise ValueError(f"{prefix}channels must be a non-empty list of positive widths")
     if len(attention) != len(channels):
         raise ValueError(f"{prefix}attention needs one flag per level ({len(channels)}), "
                          f"got {len(attention)}")
-    if PADDED_SIZE % 2 ** (len(channels) - 1):
+    if size % 2 ** (len(channels) - 1):
         raise ValueError(f"{prefix}channels: {len(channels)} levels do not fit "
-                         f"{PADDED_SIZE} x {PADDED_SIZE} images (at most 5)")
+                         f"{size} x {size} images")
 
 
 @dataclass
-class DDPMConfig(DiffusionConfig):
+class DDPMConfig(DataShapeConfig, DiffusionConfig):
     """Hyper-parameters of the conditional pixel-space DDPM (see DiffusionConfig for the
     schedule, sampler and guidance settings)."""
 
@@ -58,10 +59,16 @@ class DDPMConfig(DiffusionConfig):
     dropout: float = 0.0
     log_max: float = 6.5
     clip_denoised: bool = True
+    padded_size: int = PADDED_SIZE
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_unet_shape(self.channels, self.attention)
+        if self.padded_size < max(self.image_shape):
+            raise ValueError(f"padded_size ({self.padded_size}) must be at least the image "
+                             f"side {max(self.image_shape)}")
+        if self.condition_dim == 0 and self.condition_dropout > 0:
+            raise ValueError("condition_dropout needs conditions (condition_dim > 0)")
+        check_unet_shape(self.channels, self.attention, size=self.padded_size)
         if self.blocks < 1:
             raise ValueError(f"blocks must be at least 1, got {self.blocks}")
         if self.heads < 1 or any(c % self.heads for c, a in zip(self.channels, self.attention,
@@ -88,13 +95,19 @@ class ConditionalDDPM(SamplingSettings, GenerativeModel):
         self.sampler = config.build_sampler(self.schedule, self.sampler_clip())
         self.network = ConditionalUNet(
             config.channels, blocks=config.blocks, attention=config.attention,
-            dropout=config.dropout, heads=config.heads, n_attributes=N_ATTRIBUTES,
+            dropout=config.dropout, heads=config.heads, n_attributes=config.condition_dim,
             condition_in_encoder=self.condition_in_encoder,
         )
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
-        return (1, PADDED_SIZE, PADDED_SIZE)
+        return (1, self.config.padded_size, self.config.padded_size)
+
+    def _padding(self) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) pixels that pad an image to padded_size."""
+        (height, width), size = self.config.image_shape, self.config.padded_size
+        top, left = (size - height) // 2, (size - width) // 2
+        return left, size - width - left, top, size - height - top
 
     def sampler_clip(self) -> tuple[float, float] | None:
         return (-1.0, 1.0) if self.config.clip_denoised else None
@@ -104,11 +117,13 @@ class ConditionalDDPM(SamplingSettings, GenerativeModel):
     def to_model_space(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 44, 44) log(1 + counts) -> (B, 1, 48, 48) in [-1, 1], padded with -1."""
         scaled = 2.0 * images / self.config.log_max - 1.0
-        return F.pad(scaled[:, None], (_PAD, _PAD, _PAD, _PAD), value=-1.0)
+        return F.pad(scaled[:, None], self._padding(), value=-1.0)
 
     def from_model_space(self, x: torch.Tensor) -> torch.Tensor:
         """Inverse of ``to_model_space``: crop, rescale, no negative log counts."""
-        cropped = x[:, 0, _PAD : _PAD + IMAGE_SIZE, _PAD : _PAD + IMAGE_SIZE]
+        left, _, top, _ = self._padding()
+        height, width = self.config.image_shape
+        cropped = x[:, 0, top : top + height, left : left + width]
         return ((cropped + 1.0) * (0.5 * self.config.log_max)).clamp(min=0.0)
 
     # --------------------------------------------------------------------- training

@@ -32,10 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
 from calosim.data.transforms import counts_from_log, log_counts
 from calosim.metrics import N_CHANNELS, channels
-from calosim.models.base import Batch, GenerativeModel, ModelConfig
+from calosim.models.base import Batch, DataShapeConfig, GenerativeModel
 from calosim.models.registry import register
 from calosim.nn.conv import ConvDecoder, ConvEncoder
 from calosim.nn.losses import ConditionalSinkhorn, laplacian_pyramid_l1, latent_diversity
@@ -45,7 +44,7 @@ Activation = Literal["relu", "leaky_relu", "elu", "silu", "tanh"]
 
 
 @dataclass
-class SinkhornAEConfig(ModelConfig):
+class SinkhornAEConfig(DataShapeConfig):
     """Hyper-parameters of the conditional e2e Sinkhorn autoencoder; the defaults are the
     tuned ones of configs/zdc/e2e_sae.yaml (condition_weights: Energy, Vx, Vy, Vz, Px,
     Py, Pz, mass, charge; empty means all 1)."""
@@ -81,6 +80,11 @@ class SinkhornAEConfig(ModelConfig):
     file_defaults: ClassVar[dict[str, Any]] = {"encoder_channel_inputs": False}
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        self.require_zn(channel_weight=self.channel_weight,
+                        encoder_channel_inputs=self.encoder_channel_inputs)
+        if self.gate and self.condition_dim == 0:
+            raise ValueError("gate needs conditions (condition_dim > 0); set gate: false")
         for name in ("latent_dim", "noise_dim", "laplacian_levels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -90,11 +94,12 @@ class SinkhornAEConfig(ModelConfig):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.condition_weights and (
-            len(self.condition_weights) != N_ATTRIBUTES or min(self.condition_weights) < 0
+            len(self.condition_weights) != self.condition_dim
+            or min(self.condition_weights) < 0
         ):
             raise ValueError(
-                f"condition_weights must be empty or {N_ATTRIBUTES} numbers >= 0 (one per particle "
-                f"attribute), got {list(self.condition_weights)}"
+                f"condition_weights must be empty or {self.condition_dim} numbers >= 0 (one per "
+                f"condition column), got {list(self.condition_weights)}"
             )
         if self.channel_scale <= 0:
             raise ValueError(f"channel_scale must be positive, got {self.channel_scale}")
@@ -147,28 +152,30 @@ class SinkhornAutoencoder(GenerativeModel):
         c = config
         if c.encoder == "conv":
             self.encoder: nn.Module = ConvEncoder(
-                RESPONSE_SHAPE, c.encoder_channels, c.encoder_hidden, c.latent_dim,
+                c.image_shape, c.encoder_channels, c.encoder_hidden, c.latent_dim,
                 activation_name="leaky_relu" if c.activation == "relu" else c.activation,
             )
         else:
             self.encoder = ImageMLPEncoder(
-                RESPONSE_SHAPE, c.encoder_hidden, c.latent_dim, activation_name=c.activation,
+                c.image_shape, c.encoder_hidden, c.latent_dim, activation_name=c.activation,
                 extra_features=N_CHANNELS if c.encoder_channel_inputs else 0,
             )
         if c.decoder == "conv":
             self.decoder: nn.Module = ConvDecoder(
-                c.latent_dim, c.decoder_hidden, c.decoder_channels, RESPONSE_SHAPE,
+                c.latent_dim, c.decoder_hidden, c.decoder_channels, c.image_shape,
                 activation_name=c.activation,
             )
         else:
             self.decoder = ImageMLPDecoder(
-                c.latent_dim, c.decoder_hidden, RESPONSE_SHAPE, activation_name=c.activation
+                c.latent_dim, c.decoder_hidden, c.image_shape, activation_name=c.activation
             )
         self.noise_generator = MLP(
-            c.noise_dim + N_ATTRIBUTES, c.noise_hidden, c.latent_dim, activation_name=c.activation
+            c.noise_dim + c.condition_dim, c.noise_hidden, c.latent_dim,
+            activation_name=c.activation,
         )
         self.gate = (
-            MLP(N_ATTRIBUTES, c.gate_hidden, 1, activation_name=c.activation) if c.gate else None
+            MLP(c.condition_dim, c.gate_hidden, 1, activation_name=c.activation)
+            if c.gate else None
         )
         scales = [c.condition_scale * w for w in c.condition_weights] or c.condition_scale
         self.sinkhorn = ConditionalSinkhorn(c.sinkhorn_blur, c.sinkhorn_scaling, scales)
@@ -226,9 +233,10 @@ class SinkhornAutoencoder(GenerativeModel):
             reconstruction = self.decode(codes)
             losses["mse"] = F.mse_loss(reconstruction, images)
             losses["laplacian"] = laplacian_pyramid_l1(images, reconstruction, c.laplacian_levels)
+            # only ZN responses have channel sums; other images leave the term out
             losses["channels"] = channel_error(
                 images, reconstruction, c.channel_loss, c.channel_scale
-            )
+            ) if c.is_zn else images.new_zeros(())
             generated_codes = self.sample_codes(batch.randn(images.shape[0], c.noise_dim),
                                                 conditions)
             losses["sinkhorn"] = self.sinkhorn(codes, generated_codes, conditions)

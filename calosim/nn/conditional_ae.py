@@ -17,8 +17,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
-from calosim.models.base import GenerativeModel, ModelConfig
+from calosim.models.base import DataShapeConfig, GenerativeModel
 from calosim.models.sinkhorn_ae import channel_error
 from calosim.nn.conditioning import ConditionalImageDecoder, ConditionalImageEncoder
 from calosim.nn.losses import laplacian_pyramid_l1
@@ -46,7 +45,7 @@ def check_backbone(
 
 
 @dataclass
-class ConditionalAEConfig(ModelConfig):
+class ConditionalAEConfig(DataShapeConfig):
     """Backbone and reconstruction settings shared by the conditional autoencoders."""
 
     latent_dim: int = 10
@@ -65,6 +64,8 @@ class ConditionalAEConfig(ModelConfig):
     channel_scale: float = 100.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        self.require_zn(channel_weight=self.channel_weight)
         for name in ("latent_dim", "laplacian_levels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -93,12 +94,13 @@ class ConditionalAutoencoder(GenerativeModel):
         conv_relu = c.encoder == "conv" and c.activation == "relu"
         encoder_activation = "leaky_relu" if conv_relu else c.activation
         self.encoder = ConditionalImageEncoder(
-            RESPONSE_SHAPE, N_ATTRIBUTES, c.encoder_hidden, self.encoder_outputs * c.latent_dim,
+            c.image_shape, c.condition_dim, c.encoder_hidden,
+            self.encoder_outputs * c.latent_dim,
             kind=c.encoder, channels=c.encoder_channels, activation_name=encoder_activation,
             batch_norm=c.encoder == "conv",
         )
         self.decoder = ConditionalImageDecoder(
-            c.latent_dim, N_ATTRIBUTES, c.decoder_hidden, RESPONSE_SHAPE,
+            c.latent_dim, c.condition_dim, c.decoder_hidden, c.image_shape,
             kind=c.decoder, channels=c.decoder_channels, activation_name=c.activation,
         )
 
@@ -123,8 +125,12 @@ class ConditionalAutoencoder(GenerativeModel):
         losses = {
             "mse": F.mse_loss(reconstruction, images),
             "laplacian": laplacian_pyramid_l1(images, reconstruction, c.laplacian_levels),
-            "channels": channel_error(images, reconstruction, c.channel_loss, c.channel_scale),
         }
+        # only ZN responses have channel sums; other images leave the term out
+        losses["channels"] = (
+            channel_error(images, reconstruction, c.channel_loss, c.channel_scale)
+            if c.is_zn else images.new_zeros(())
+        )
         losses["weighted"] = c.reconstruction_weight * (
             losses["mse"] + c.laplacian_weight * losses["laplacian"]
             + c.channel_weight * losses["channels"]
