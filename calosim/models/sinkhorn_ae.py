@@ -37,7 +37,13 @@ from calosim.metrics import N_CHANNELS, channels
 from calosim.models.base import Batch, DataShapeConfig, GenerativeModel
 from calosim.models.registry import register
 from calosim.nn.conv import ConvDecoder, ConvEncoder
-from calosim.nn.losses import ConditionalSinkhorn, laplacian_pyramid_l1, latent_diversity
+from calosim.nn.losses import (
+    ConditionalSinkhorn,
+    channel_error,
+    channel_marginal_w1,
+    laplacian_pyramid_l1,
+    latent_diversity,
+)
 from calosim.nn.mlp import MLP, ImageMLPDecoder, ImageMLPEncoder
 
 Activation = Literal["relu", "leaky_relu", "elu", "silu", "tanh"]
@@ -66,6 +72,7 @@ class SinkhornAEConfig(DataShapeConfig):
     channel_weight: float = 3.0
     channel_loss: Literal["l1", "log_mse"] = "l1"
     channel_scale: float = 100.0
+    marginal_weight: float = 0.0
     sinkhorn_weight: float = 1.0
     sinkhorn_blur: float = 0.03
     sinkhorn_scaling: float = 0.5
@@ -89,7 +96,7 @@ class SinkhornAEConfig(DataShapeConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("reconstruction_weight", "laplacian_weight", "channel_weight",
-                     "sinkhorn_weight",
+                     "marginal_weight", "sinkhorn_weight",
                      "diversity_weight", "encoder_l2", "condition_scale"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
@@ -119,25 +126,6 @@ class SinkhornAEConfig(DataShapeConfig):
             raise ValueError("encoder_channel_inputs needs encoder: mlp")
         if self.decoder == "conv" and (not self.decoder_channels or len(self.decoder_channels) > 2):
             raise ValueError("a conv decoder needs 1 or 2 decoder_channels (44 = 11 * 2 * 2)")
-
-
-# exp(20) photons in one fibre is far beyond any response: a bound that keeps an
-# untrained decoder's exp() finite
-_MAX_LOG_COUNT = 20.0
-
-
-def channel_error(
-    images: torch.Tensor, reconstruction: torch.Tensor, kind: str, scale: float
-) -> torch.Tensor:
-    """Error between the 5 channel sums (photon counts) of two batches of log(1 + counts)
-    images: "l1": mean absolute difference / scale, which weighs photons equally (as the
-    channel MAE and W1 do); "log_mse": MSE of log(1 + sums), which weighs relative errors
-    equally."""
-    real = channels(counts_from_log(images))
-    rebuilt = channels(counts_from_log(reconstruction.clamp(max=_MAX_LOG_COUNT)))
-    if kind == "l1":
-        return F.l1_loss(rebuilt, real) / scale
-    return F.mse_loss(log_counts(rebuilt), log_counts(real))
 
 
 @register("e2e_sae")
@@ -240,6 +228,8 @@ class SinkhornAutoencoder(GenerativeModel):
             generated_codes = self.sample_codes(batch.randn(images.shape[0], c.noise_dim),
                                                 conditions)
             losses["sinkhorn"] = self.sinkhorn(codes, generated_codes, conditions)
+            if c.marginal_weight > 0:
+                losses["marginal"] = channel_marginal_w1(images, reconstruction, c.channel_scale)
             losses["diversity"] = latent_diversity(codes, c.diversity_threshold)
             losses["encoder_l2"] = self.encoder.last_linear.weight.square().sum()
             total = total + (
@@ -248,6 +238,7 @@ class SinkhornAutoencoder(GenerativeModel):
                     + c.channel_weight * losses["channels"]
                 )
                 + c.sinkhorn_weight * losses["sinkhorn"]
+                + c.marginal_weight * losses.get("marginal", 0.0)
                 + c.diversity_weight * losses["diversity"]
                 + c.encoder_l2 * losses["encoder_l2"]
             )

@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from calosim.models.base import DataShapeConfig, GenerativeModel
-from calosim.models.sinkhorn_ae import channel_error
 from calosim.nn.conditioning import ConditionalImageDecoder, ConditionalImageEncoder
-from calosim.nn.losses import laplacian_pyramid_l1
+from calosim.nn.losses import channel_error, laplacian_pyramid_l1
 
 Activation = Literal["relu", "leaky_relu", "elu", "silu", "tanh"]
 Backbone = Literal["mlp", "conv"]

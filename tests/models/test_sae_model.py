@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 import torch
 
 from calosim.errors import CalosimError
 from calosim.models import Batch, available_models, build_model, model_classes
-from calosim.models.sinkhorn_ae import SinkhornAEConfig, SinkhornAutoencoder, channel_error
+from calosim.models.sinkhorn_ae import SinkhornAEConfig, SinkhornAutoencoder
 
 
 def make_batch(images: torch.Tensor, conditions: torch.Tensor, seed: int = 0) -> Batch:
@@ -155,15 +154,3 @@ def test_gate_learns_from_empty_responses_and_ae_skips_them(tiny_config, synthet
     probability = model.empty_probability(conditions).detach()
     empty = conditions[:, 0] < 0
     assert probability[empty].mean() > 0.8 and probability[~empty].mean() < 0.2
-
-
-def test_channel_error_counts_photons_of_the_five_channels() -> None:
-    images = torch.zeros(2, 44, 44)
-    images[:, 0, 0] = math.log1p(100.0)  # tower 1 (x + y even): 100 photons
-    brighter = images.clone()
-    brighter[:, 0, 1] = math.log1p(50.0)  # common channel (x + y odd): 50 more photons
-    assert channel_error(images, images, "l1", 10.0) == 0
-    # |diff| summed over channels is 50 per image, averaged over 5 channels: 10 photons
-    assert channel_error(images, brighter, "l1", 10.0).item() == pytest.approx(1.0, rel=1e-5)
-    expected = math.log1p(50.0) ** 2 / 5
-    assert channel_error(images, brighter, "log_mse", 1.0).item() == pytest.approx(expected)
