@@ -53,6 +53,9 @@ from calosim.errors import CalosimError
               "cluster.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Worker processes of the local Dask cluster (default: one per CPU core).")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch CPU threads of each process that simulates: this one, or each "
+              "Dask worker (default: torch's choice here; 1 per worker of a local cluster).")
 @click.option("--merge/--no-merge", default=True, show_default=True,
               help="When all shards are done: merge them into OUT, or leave them as listed in "
               "the manifest.")
@@ -68,13 +71,17 @@ from calosim.errors import CalosimError
 @progress_option
 def command(
     model: str, particles: Path, out: Path, n_per_particle: int, shard: str | None,
-    shards: int | None, dask: bool, scheduler: str | None, workers: int | None, merge: bool,
-    keep_shards: bool, resume: bool, seed: int | None, chunk_size: int, device: str,
-    progress: bool,
+    shards: int | None, dask: bool, scheduler: str | None, workers: int | None,
+    threads: int | None, merge: bool, keep_shards: bool, resume: bool, seed: int | None,
+    chunk_size: int, device: str, progress: bool,
 ) -> None:
     """Generate responses for every particle with MODEL; the output holds particles,
     responses and the 5 channels, readable by `calosim validate`."""
     dask = dask or scheduler is not None
+    if threads is not None and not dask:
+        import torch
+
+        torch.set_num_threads(threads)
     if shard is None and shards is None and not dask:
         _check_plain_options(merge=merge, keep_shards=keep_shards, resume=resume,
                              workers=workers)
@@ -88,7 +95,8 @@ def command(
         raise CalosimError("--workers sizes the local Dask cluster: it needs --dask")
     _generate_sharded(
         model, particles, out, n_per_particle=n_per_particle, shard=shard, n_shards=shards,
-        dask=dask, scheduler=scheduler, workers=workers, merge=merge, keep_shards=keep_shards,
+        dask=dask, scheduler=scheduler, workers=workers, threads=threads, merge=merge,
+        keep_shards=keep_shards,
         restart=not resume, seed=seed, chunk_size=chunk_size, device=device, progress=progress,
     )
 
@@ -123,8 +131,8 @@ def _generate_plain(model: str, particles: Path, out: Path, n_per_particle: int,
 def _generate_sharded(
     model: str, particles: Path, out: Path, *, n_per_particle: int, shard: str | None,
     n_shards: int | None, dask: bool, scheduler: str | None, workers: int | None,
-    merge: bool, keep_shards: bool, restart: bool, seed: int | None, chunk_size: int,
-    device: str, progress: bool,
+    threads: int | None, merge: bool, keep_shards: bool, restart: bool, seed: int | None,
+    chunk_size: int, device: str, progress: bool,
 ) -> None:
     from calosim.production.shards import ShardSpec, local_producer, prepare_run, run_sharded
     from calosim.simulators.loading import load
@@ -142,13 +150,13 @@ def _generate_sharded(
     options = {"merge": merge, "keep_shards": keep_shards, "redo": restart,
                "progress": progress}
     if dask:
-        from calosim.production.distributed import (
-            dask_client,
-            dask_producer,
-            local_worker_threads,
-        )
+        from calosim.production.distributed import dask_client, dask_producer
 
-        threads = local_worker_threads(workers) if scheduler is None else None
+        if threads is None and scheduler is None:
+            # One thread a worker: workers, not threads, share out the cores. Two threads
+            # in one worker on a 2-core machine shared with other jobs simulated at half
+            # the rate of one (issue #8).
+            threads = 1
         with dask_client(scheduler, workers) as client:
             producer = dask_producer(client, torch_threads=threads, progress=progress)
             summary = run_sharded(plan, producer=producer, **options)

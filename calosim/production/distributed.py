@@ -58,12 +58,6 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         cluster.close()
 
 
-def local_worker_threads(workers: int | None) -> int:
-    """torch threads per worker of a local cluster: the cores shared out, at least one."""
-    cores = os.cpu_count() or 1
-    return max(1, cores // (workers or cores))
-
-
 def dask_producer(client: Any, *, torch_threads: int | None = None,
                   progress: bool = True) -> Producer:
     """A shard producer that runs each shard as a task on ``client``'s cluster and yields

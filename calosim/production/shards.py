@@ -597,6 +597,9 @@ def merge_shards(plan: ShardPlan, *, keep_shards: bool = False,
         for index, path in enumerate(files):
             if plan.rows(index)[1] == plan.rows(index)[0]:
                 continue  # an empty shard (more shards than random blocks)
+            if writer.copy_rows(path) is not None:
+                bar.update(plan.rows(index)[1] - plan.rows(index)[0])
+                continue
             with _StoredChannels(path) as stored:
                 for chunk in iter_data_chunks(path, plan.chunk_size):
                     writer.append(chunk.particles, chunk.responses, pdg=chunk.pdg,

@@ -18,7 +18,7 @@ import numpy as np
 from calosim.data.formats.atomic import _TempFiles
 from calosim.data.formats.base import _fail
 from calosim.data.formats.hdf5 import _dataset, _extend, _HDF5Sink, _HDF5Source, _resizable
-from calosim.data.formats.sink import _Rows
+from calosim.data.formats.sink import Layout, _Rows
 from calosim.data.schema import N_ATTRIBUTES, N_PIXELS, PARTICLE_COLUMNS, RESPONSE_SHAPE
 
 # The attribute that says how particles were filled in for a file without a particle table.
@@ -83,6 +83,9 @@ class _CaloChallengeSink(_HDF5Sink):
         super().append(rows)
         energies_mev = rows.particles[:, [PARTICLE_COLUMNS.index("Energy")]] * np.float64(1e3)
         _extend(self.file["incident_energies"], energies_mev)
+
+    def copy_rows(self, source: Path, layout: Layout | None) -> tuple[int, Layout] | None:
+        return None  # its datasets are not the canonical ones a shard holds
 
     def _append_responses(self, counts: np.ndarray) -> None:
         _extend(self.file["showers"], counts.reshape(len(counts), N_PIXELS).astype(np.float32))

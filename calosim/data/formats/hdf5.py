@@ -18,7 +18,15 @@ import numpy as np
 
 from calosim.data.formats.atomic import _TempFiles
 from calosim.data.formats.base import DataSource, _fail, _plain, _table_layout, _TableLayout
-from calosim.data.formats.sink import _UINT16_MAX, N_CHANNELS, _as_json, _Rows, _Sink
+from calosim.data.formats.h5chunks import chunk_copy_possible, copy_chunks
+from calosim.data.formats.sink import (
+    _UINT16_MAX,
+    N_CHANNELS,
+    Layout,
+    _as_json,
+    _Rows,
+    _Sink,
+)
 from calosim.data.schema import (
     N_ATTRIBUTES,
     N_PIXELS,
@@ -115,6 +123,12 @@ class _CanonicalH5Source(_HDF5Source):
 
 # ---------------------------------------------------------------------------- writing
 
+_OPTIONAL = ("responses", "pdg", "channels")
+# Rows per chunk of the per-row tables: calosim.simulators.base.RANDOM_BLOCK, so every
+# shard of a run (whole random blocks) ends on a chunk boundary and merging can copy
+# chunks (see h5chunks). Responses, 64 rows a chunk, divide it too.
+_TABLE_CHUNK = 1024
+
 
 def _h5_attribute(value: Any) -> Any:
     """HDF5 stores numbers, strings and arrays of them; anything else is kept as JSON."""
@@ -157,15 +171,15 @@ class _HDF5Sink(_Sink):
         self._created = False
 
     def _create(self, has_responses: bool, has_pdg: bool, has_channels: bool) -> None:
-        particles = _resizable(self.file, "particles", np.float32, (N_ATTRIBUTES,), 4096)
+        particles = _resizable(self.file, "particles", np.float32, (N_ATTRIBUTES,), _TABLE_CHUNK)
         particles.attrs["columns"] = list(PARTICLE_COLUMNS)
         particles.attrs["units"] = [PARTICLE_UNITS[c] for c in PARTICLE_COLUMNS]
         if has_responses:
             self._create_responses()
         if has_pdg:
-            _resizable(self.file, "pdg", np.int32, (), 4096)
+            _resizable(self.file, "pdg", np.int32, (), _TABLE_CHUNK)
         if has_channels:
-            _resizable(self.file, "channels", np.float32, (N_CHANNELS,), 4096)
+            _resizable(self.file, "channels", np.float32, (N_CHANNELS,), _TABLE_CHUNK)
         self._created = True
 
     def _create_responses(self) -> None:
@@ -173,8 +187,12 @@ class _HDF5Sink(_Sink):
 
     def _append_responses(self, counts: np.ndarray) -> None:
         dataset = self.file["responses"]
-        if dataset.dtype == np.uint16 and counts.size and counts.max() > _UINT16_MAX:
-            dataset = self._widen(dataset)
+        if dataset.dtype == np.uint16:
+            if counts.size and counts.max() > _UINT16_MAX:
+                dataset = self._widen(dataset)
+            else:
+                # Narrowed here, as HDF5's own type conversion would do it more slowly.
+                counts = counts.astype(np.uint16)
         _extend(dataset, counts)
 
     def _widen(self, dataset: h5py.Dataset) -> h5py.Dataset:
@@ -200,6 +218,29 @@ class _HDF5Sink(_Sink):
             _extend(self.file["pdg"], rows.pdg)
         if rows.channels is not None:
             _extend(self.file["channels"], rows.channels)
+
+    def copy_rows(self, source: Path, layout: Layout | None) -> tuple[int, Layout] | None:
+        try:
+            file = h5py.File(source, "r")
+        except OSError:
+            return None  # not HDF5: the caller's reader says what is wrong with it
+        with file:
+            found = ("responses" in file, "pdg" in file, "channels" in file)
+            names = ["particles", *(n for n, on in zip(_OPTIONAL, found, strict=True) if on)]
+            if layout not in (None, found):
+                return None
+            created_here = not self._created
+            if created_here:
+                self._create(*found)
+            if not chunk_copy_possible(file, self.file, names):
+                if created_here:  # leave the datasets to the caller's first append
+                    for name in names:
+                        del self.file[name]
+                    self._created = False
+                return None
+            for name in names:
+                copy_chunks(file[name], self.file[name])
+            return int(file["particles"].shape[0]), found
 
     def finish(self) -> None:
         if not self._created:

@@ -90,6 +90,21 @@ class ResponseWriter:
             self._sink.append(rows)
         self.n_written += len(rows.particles)
 
+    def copy_rows(self, source: str | os.PathLike[str]) -> int | None:
+        """Append every row of ``source`` by copying its stored (compressed) data, when
+        the formats allow: a canonical HDF5 shard of the same run into an HDF5 file (see
+        calosim.data.formats.h5chunks). Returns the number of rows, or None with nothing
+        written: then append the rows with ``append``."""
+        if self._sink is None:
+            raise CalosimError(f"{self.path}: ResponseWriter.copy_rows used outside its with-block")
+        with _translate_errors(self.path, "write"):
+            copied = self._sink.copy_rows(Path(source), self._layout)
+        if copied is None:
+            return None
+        rows, self._layout = copied
+        self.n_written += rows
+        return rows
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: object) -> None:
         sink, self._sink = self._sink, None
