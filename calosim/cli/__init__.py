@@ -66,3 +66,4 @@ from calosim.cli import (  # noqa: E402
 
 for _module in (simulate, split, validate, info, train, generate, bench, export, images):
     cli.add_command(_module.command)
+cli.add_command(images.bench_command)

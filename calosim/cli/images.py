@@ -1,4 +1,5 @@
-"""`calosim images-floor`: the image benchmark's floor and its classifier's accuracy."""
+"""`calosim images-floor` and `calosim images-bench`: the image benchmarks' floor, the
+classifier's accuracy, and trained image models side by side."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from calosim.cli.options import device_option
 from calosim.data.images import DEFAULT_DIGITS_SIZE, IMAGE_DATASETS
 from calosim.metrics.images import DEFAULT_FLOOR_SAMPLES
 
@@ -51,3 +53,26 @@ def command(dataset: str, data_dir: Path | None, digits_size: int, samples: int,
     click.echo(f"  precision          {floor['precision']:.4f}")
     click.echo(f"  recall             {floor['recall']:.4f}")
     click.echo(f"classifier accuracy  {floor['classifier_accuracy']:.4f}")
+
+
+@click.command("images-bench")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--samples", type=click.IntRange(4), default=5000, show_default=True,
+              help="Images generated per model, scored against as many training images.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the reference images drawn and of the generators' noise.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the table as JSON to this file.")
+@device_option
+def bench_command(run_dirs: tuple[Path, ...], samples: int, seed: int, json_out: Path | None,
+                  device: str) -> None:
+    """FID, precision, recall and seconds of the image models in RUN_DIRS (runs of
+    `calosim train configs/images/...` on one benchmark), with the real-data floor."""
+    from calosim.images.bench import benchmark_runs, format_table
+    from calosim.training.trainer import write_text_atomic
+
+    result = benchmark_runs(run_dirs, samples=samples, seed=seed, device=device,
+                            announce=lambda text: click.echo(f"calosim: {text}", err=True))
+    click.echo(format_table(result))
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
