@@ -40,7 +40,6 @@ from calosim.nn.conv import ConvDecoder, ConvEncoder
 from calosim.nn.losses import (
     ConditionalSinkhorn,
     channel_error,
-    channel_marginal_w1,
     laplacian_pyramid_l1,
     latent_diversity,
 )
@@ -72,7 +71,6 @@ class SinkhornAEConfig(DataShapeConfig):
     channel_weight: float = 3.0
     channel_loss: Literal["l1", "log_mse"] = "l1"
     channel_scale: float = 100.0
-    marginal_weight: float = 0.0
     sinkhorn_weight: float = 1.0
     sinkhorn_blur: float = 0.03
     sinkhorn_scaling: float = 0.5
@@ -96,7 +94,7 @@ class SinkhornAEConfig(DataShapeConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("reconstruction_weight", "laplacian_weight", "channel_weight",
-                     "marginal_weight", "sinkhorn_weight",
+                     "sinkhorn_weight",
                      "diversity_weight", "encoder_l2", "condition_scale"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
@@ -228,8 +226,6 @@ class SinkhornAutoencoder(GenerativeModel):
             generated_codes = self.sample_codes(batch.randn(images.shape[0], c.noise_dim),
                                                 conditions)
             losses["sinkhorn"] = self.sinkhorn(codes, generated_codes, conditions)
-            if c.marginal_weight > 0:
-                losses["marginal"] = channel_marginal_w1(images, reconstruction, c.channel_scale)
             losses["diversity"] = latent_diversity(codes, c.diversity_threshold)
             losses["encoder_l2"] = self.encoder.last_linear.weight.square().sum()
             total = total + (
@@ -238,7 +234,6 @@ class SinkhornAutoencoder(GenerativeModel):
                     + c.channel_weight * losses["channels"]
                 )
                 + c.sinkhorn_weight * losses["sinkhorn"]
-                + c.marginal_weight * losses.get("marginal", 0.0)
                 + c.diversity_weight * losses["diversity"]
                 + c.encoder_l2 * losses["encoder_l2"]
             )

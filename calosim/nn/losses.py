@@ -133,22 +133,6 @@ def channel_error(
     return F.mse_loss(log_counts(rebuilt), log_counts(real))
 
 
-def channel_marginal_w1(
-    images: torch.Tensor, generated: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """Mean over the 5 channels of the 1-D Wasserstein-1 distance between the channel-sum
-    distributions (photon counts) of two equally large batches of log-space images, / scale.
-
-    In 1-D the optimal coupling pairs sorted values, so this is exact for the batch and
-    differentiable almost everywhere; it is the validation W1 computed on one batch.
-    """
-    if images.shape[0] != generated.shape[0]:
-        raise ValueError("channel_marginal_w1 needs batches of the same size")
-    real = channels(counts_from_log(images)).sort(dim=0).values
-    fake = _channel_counts(generated).sort(dim=0).values
-    return (fake - real).abs().mean() / scale
-
-
 def latent_diversity(codes: torch.Tensor, threshold: float) -> torch.Tensor:
     """Masked squared cosine similarity between the codes of a batch (thesis eq. 4.5-4.6).
 

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from calosim.nn.losses import (
     ConditionalSinkhorn,
     channel_error,
-    channel_marginal_w1,
     laplacian_pyramid,
     laplacian_pyramid_l1,
     latent_diversity,
@@ -125,32 +124,3 @@ def test_channel_error_counts_photons_of_the_five_channels() -> None:
     assert channel_error(images, brighter, "l1", 10.0).item() == pytest.approx(1.0, rel=1e-5)
     expected = math.log1p(50.0) ** 2 / 5
     assert channel_error(images, brighter, "log_mse", 1.0).item() == pytest.approx(expected)
-
-
-def test_channel_marginal_w1_is_the_per_channel_wasserstein_of_the_batch() -> None:
-    from scipy.stats import wasserstein_distance
-
-    from calosim.metrics import channels
-
-    generator = torch.Generator().manual_seed(3)
-    real = torch.log1p(torch.poisson(torch.full((64, 44, 44), 0.5), generator=generator))
-    fake = torch.log1p(torch.poisson(torch.full((64, 44, 44), 0.6), generator=generator))
-    real_sums = channels(torch.expm1(real)).T.numpy()
-    fake_sums = channels(torch.expm1(fake)).T.numpy()
-    expected = sum(
-        wasserstein_distance(a, b) for a, b in zip(real_sums, fake_sums, strict=True)
-    ) / 5
-    assert channel_marginal_w1(real, fake, 2.0).item() == pytest.approx(expected / 2.0, rel=1e-4)
-    # indifferent to the order of the batch: it compares distributions, not pairs
-    shuffled = fake[torch.randperm(64, generator=generator)]
-    assert channel_marginal_w1(real, shuffled, 1.0).item() == pytest.approx(expected, rel=1e-4)
-    assert channel_marginal_w1(real, real, 1.0).item() == 0.0
-
-
-def test_channel_marginal_w1_gradient_moves_brightness_towards_the_reference() -> None:
-    real = torch.full((8, 44, 44), math.log1p(1.0))
-    fake = torch.full((8, 44, 44), math.log1p(0.5), requires_grad=True)
-    channel_marginal_w1(real, fake, 1.0).backward()
-    assert fake.grad is not None and (fake.grad < 0).all()  # descending makes fake brighter
-    with pytest.raises(ValueError, match="same size"):
-        channel_marginal_w1(real, real[:4], 1.0)
