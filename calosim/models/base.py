@@ -157,6 +157,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise CalosimError(f"config: {key}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-4 (no dot) as a string: accept what Python reads as a number
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CalosimError(f"config: {key}: expected a number, got {value!r}")
         return float(value)

@@ -106,6 +106,15 @@ def test_data_from_a_file_and_yaml_config_with_overrides(tmp_path, tiny_dataset,
     assert result.metrics["data"]["n_train"] == 400
 
 
+def test_exponent_without_a_dot_is_a_number(tmp_path, tiny_dataset, tiny_run_config) -> None:
+    # YAML 1.1 reads "1e-4" as a string; users write it in configs and overrides
+    result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
+                               progress=False, overrides=["training.epochs=1",
+                                                          "training.learning_rate=2e-4"])
+    saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert saved["training"]["learning_rate"] == pytest.approx(2e-4)
+
+
 def test_early_stopping(tmp_path, tiny_dataset, tiny_run_config) -> None:
     tiny_run_config["training"].update(epochs=30, patience=1, learning_rate=1e-9)
     result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
