@@ -57,14 +57,15 @@ def command(dataset: str, data_dir: Path | None, digits_size: int, samples: int,
 
 @click.command("images-bench")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--samples", type=click.IntRange(4), default=5000, show_default=True,
-              help="Images generated per model, scored against as many training images.")
+@click.option("--samples", type=click.IntRange(4), default=None,
+              help="Images generated per model, scored against as many training images "
+                   "(default: the first run's evaluation.samples).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the reference images drawn and of the generators' noise.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write the table as JSON to this file.")
 @device_option
-def bench_command(run_dirs: tuple[Path, ...], samples: int, seed: int, json_out: Path | None,
+def bench_command(run_dirs: tuple[Path, ...], samples: int | None, seed: int, json_out: Path | None,
                   device: str) -> None:
     """FID, precision, recall and seconds of the image models in RUN_DIRS (runs of
     `calosim train configs/images/...` on one benchmark), with the real-data floor."""

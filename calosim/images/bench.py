@@ -20,13 +20,13 @@ import yaml
 from calosim.data.images import load_image_benchmark
 from calosim.errors import CalosimError
 from calosim.images.generator import load_image_generator
-from calosim.images.train import ImageDataConfig
-from calosim.metrics.images import DEFAULT_NEIGHBOURS, image_floor, image_scores
+from calosim.images.train import ImageDataConfig, ImageEvaluationConfig
+from calosim.metrics.images import image_floor, image_scores
 from calosim.models.base import config_from_dict
 
 
-def _run_files(run_dir: Path) -> tuple[ImageDataConfig, dict[str, Any]]:
-    """The data section and the metrics of an image run directory."""
+def _run_files(run_dir: Path) -> tuple[ImageDataConfig, ImageEvaluationConfig, dict[str, Any]]:
+    """The data and evaluation sections and the metrics of an image run directory."""
     for name in ("config.yaml", "model.pt", "metrics.json"):
         if not (run_dir / name).is_file():
             raise CalosimError(f"{run_dir}: not a finished image run (no {name})")
@@ -37,22 +37,26 @@ def _run_files(run_dir: Path) -> tuple[ImageDataConfig, dict[str, Any]]:
         raise CalosimError(f"{run_dir}: unreadable run files ({type(error).__name__})") from None
     if not isinstance(config, dict) or not isinstance(config.get("data"), dict):
         raise CalosimError(f"{run_dir}: not an image run (its config has no data: section)")
-    return config_from_dict(ImageDataConfig, config["data"], "data"), metrics
+    return (config_from_dict(ImageDataConfig, config["data"], "data"),
+            config_from_dict(ImageEvaluationConfig, config.get("evaluation"), "evaluation"),
+            metrics)
 
 
 def benchmark_runs(
-    run_dirs: Sequence[str | Path], *, samples: int = 5000, seed: int = 0,
-    k: int = DEFAULT_NEIGHBOURS, device: str = "cpu",
+    run_dirs: Sequence[str | Path], *, samples: int | None = None, seed: int = 0,
+    device: str = "cpu",
     announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Scores of each run's model and of the floor, as a JSON-friendly dict."""
+    """Scores of each run's model and of the floor, as a JSON-friendly dict. ``samples``
+    and k default to the first run's ``evaluation:`` section."""
     from calosim.metrics.classifier import load_or_train_classifier
 
     if not run_dirs:
         raise CalosimError("give at least one run directory")
     runs = [(Path(d), *_run_files(Path(d))) for d in run_dirs]
-    data = runs[0][1]
-    for run_dir, other, _ in runs[1:]:
+    data, evaluation = runs[0][1], runs[0][2]
+    k = evaluation.k
+    for run_dir, other, _, _ in runs[1:]:
         if (other.benchmark, other.digits_size, other.split_seed) != (
             data.benchmark, data.digits_size, data.split_seed
         ):
@@ -61,10 +65,10 @@ def benchmark_runs(
     splits = load_image_benchmark(data.benchmark, data_dir=data.data_dir,
                                   digits_size=data.digits_size, seed=data.split_seed)
     classifier, _ = load_or_train_classifier(splits.train, announce=announce)
-    n = min(samples, len(splits.train), len(splits.test))
+    n = min(samples or evaluation.samples, len(splits.train), len(splits.test))
     reference = splits.train.sample(n, seed)
     rows = []
-    for run_dir, _, metrics in runs:
+    for run_dir, _, _, metrics in runs:
         generator = load_image_generator(run_dir / "model.pt", device=device)
         started = time.perf_counter()
         images = generator.generate(reference.labels, seed)
