@@ -27,7 +27,7 @@ from calosim.data.images import DEFAULT_DIGITS_SIZE, ImageDataset, load_image_be
 from calosim.errors import CalosimError
 from calosim.images.generator import ImageGenerator, save_image_model
 from calosim.metrics.images import DEFAULT_NEIGHBOURS, feature_scores
-from calosim.models.base import Batch, config_from_dict, config_to_dict
+from calosim.models.base import config_from_dict, config_to_dict
 from calosim.models.registry import build_model, model_classes
 from calosim.simulators.base import fresh_seed
 from calosim.training.run import (
@@ -163,12 +163,9 @@ class ImageTrainer(Trainer):
         self.validation_features = extract_features(classifier, self.validation_responses,
                                                     "validation images")
 
-    def _batch(self, permutation: torch.Tensor, index: int) -> Batch:
-        size = self.config.batch_size
-        rows = np.sort(self.data.index[permutation[index * size : (index + 1) * size].numpy()])
-        images = torch.from_numpy(np.asarray(self.data.responses[rows], np.float32))
-        conditions = torch.from_numpy(np.asarray(self.data.conditions[rows], np.float32))
-        return Batch(images.to(self.device), conditions.to(self.device), self.noise_generator)
+    def model_images(self, responses: np.ndarray) -> np.ndarray:
+        # pixels in [0, 1] are learnt as they are: no count transform
+        return responses
 
     def evaluate(self) -> dict[str, Any]:
         from calosim.metrics.classifier import extract_features

@@ -303,13 +303,18 @@ class Trainer:
                     bar.set_postfix({k: f"{v / done:.4g}" for k, v in sums.items()}, refresh=False)
         return {name: value / max(done, 1) for name, value in sums.items()}, timed_out
 
-    def _batch(self, permutation: torch.Tensor, index: int) -> Batch:
+    def model_images(self, responses: np.ndarray) -> np.ndarray:
+        """Stored responses as the model learns them: log(1 + photon counts)."""
         from calosim.data.transforms import log_counts
 
+        return log_counts(responses)
+
+    def _batch(self, permutation: torch.Tensor, index: int) -> Batch:
         size = self.config.batch_size
         rows = np.sort(self.data.index[permutation[index * size : (index + 1) * size].numpy()])
         rows = self.context.shard(rows)
-        images = torch.from_numpy(np.asarray(log_counts(self.data.responses[rows]), np.float32))
+        images = torch.from_numpy(np.asarray(self.model_images(self.data.responses[rows]),
+                                             np.float32))
         conditions = torch.from_numpy(np.asarray(self.data.conditions[rows], np.float32))
         return Batch(images.to(self.device), conditions.to(self.device), self.noise_generator)
 
