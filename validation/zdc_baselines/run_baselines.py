@@ -21,23 +21,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from calosim.training.trainer import write_text_atomic
-
 HERE = Path(__file__).resolve().parent
-REPOSITORY = HERE.parents[1]
-CLI = [sys.executable, "-c", "from calosim.cli import main; main()"]
-FLOOR_SEED = 2
-GENERATION_SEED = 3
+sys.path.insert(0, str(HERE.parent))
+from campaign import (  # noqa: E402
+    GENERATION_SEED,
+    REPOSITORY,
+    Campaign,
+    campaign_arguments,
+    commands_section,
+    machine_line,
+    start_campaign,
+    write_results,
+)
+
 # Deja et al. 2020 (IEEE Access) / thesis table 4.3.1, on the GEANT4 ZN set (117,817 responses)
 THESIS = {  # row: (MAE, W1)
     "cond VAE": (23.13, 14.92),
@@ -50,32 +52,6 @@ LABELS = {"cvae": "cond VAE", "cwae": "cond WAE (MMD)", "cgan": "cond GAN (WGAN-
           "e2e_sae": "cond e2e SAE"}
 
 
-class Campaign:
-    """Runs calosim commands, logging each one as a user would type it."""
-
-    def __init__(self, work_dir: Path, threads: int) -> None:
-        self.work_dir = work_dir
-        self.threads = threads
-        self.commands: list[str] = []
-        # one torch thread per process: on a shared, busy machine more threads spin and stall
-        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-
-    def run(self, *args: str | Path) -> str:
-        words = [str(a) for a in args]
-        # shown relative to the repository root, where the commands are meant to be run
-        shown = "calosim " + shlex.join(w.removeprefix(f"{REPOSITORY}/") for w in words)
-        self.commands.append(shown)
-        print(f"$ {shown}", flush=True)
-        done = subprocess.run([*CLI, *words], cwd=REPOSITORY, env=self.env, text=True,
-                              capture_output=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"command failed ({done.returncode}): {shown}\n{done.stderr[-2000:]}")
-        return done.stdout
-
-    def run_json(self, *args: str | Path) -> dict[str, Any]:
-        return json.loads(self.run(*args, "--json"))
-
-
 def evaluate_model(
     campaign: Campaign, model: str, args: argparse.Namespace, test: Path, floor: Path
 ) -> dict[str, Any]:
@@ -83,8 +59,8 @@ def evaluate_model(
     run_dir = campaign.work_dir / model
     model_file = run_dir / "model.pt"
     if args.reuse and model_file.is_file():
-        shown = str(model_file).removeprefix(f"{REPOSITORY}/")
-        campaign.commands.append(f"# {model}: reused {shown} of an earlier run, not retrained")
+        campaign.note(f"{model}: reused {campaign.shown(model_file)} of an earlier run, "
+                      "not retrained")
     else:
         campaign.run("train", REPOSITORY / "configs" / "zdc" / f"{model}.yaml", "--data", args.data,
                      "--out", run_dir, "--seed", str(args.seed), "--max-minutes",
@@ -106,7 +82,7 @@ def _number(value: Any, digits: int = 2) -> str:
 
 def results_markdown(
     results: dict[str, dict[str, Any]], floor: dict[str, Any], campaign: Campaign,
-    args: argparse.Namespace, load: Sequence[float],
+    args: argparse.Namespace,
 ) -> str:
     """The results table, the thesis figures beside it, and the commands used."""
     lines = [
@@ -158,56 +134,25 @@ def results_markdown(
         "",
         "## Conditions",
         "",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other "
-        f"developers' jobs (load average {load[0]:.1f} at the start, {load[1]:.1f} at the "
-        f"end); torch on {args.threads} thread(s) per process (OMP_NUM_THREADS), CPU only.",
-        f"- Training budget: `--max-minutes {args.max_minutes:g}` per model, so every model "
-        "stopped on the time budget after few epochs: these are short-budget figures, not "
-        "converged ones. The best epoch by validation W1 + MAE is kept.",
+        machine_line(campaign),
+        f"- Training budget: `--max-minutes {args.max_minutes:g}` per model trained here (a "
+        "reused model keeps its own run's budget: see the stop column); the best epoch by "
+        "the config's validation monitor is kept.",
         f"- responses/s: `calosim bench --n {args.bench_n}` (default particle gun, batches of "
         "8192, rounding included) on the same loaded machine; read them as lower bounds.",
         "",
-        "## Commands used",
-        "",
-        "```",
-        *campaign.commands,
-        "```",
-        "",
+        *commands_section(campaign),
     ]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/tmp/calosim-data/zn120k.h5"))
-    parser.add_argument("--work-dir", type=Path, default=REPOSITORY / "runs" / "zdc_baselines")
+    parser = campaign_arguments(
+        __doc__.splitlines()[0], "zdc_baselines", 10.0, HERE / "results.md",
+        "evaluate an existing WORK/MODEL/model.pt instead of training",
+    )
     parser.add_argument("--models", nargs="+", default=["cvae", "cwae", "cgan"])
-    parser.add_argument("--seed", type=int, default=1, help="run and split seed")
-    parser.add_argument("--max-minutes", type=float, default=10.0)
-    parser.add_argument("--bench-n", type=int, default=100_000)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--reuse", action="store_true",
-                        help="evaluate an existing WORK/MODEL/model.pt instead of training")
-    parser.add_argument("--results", type=Path, default=HERE / "results.md")
-    args = parser.parse_args(argv)
-    args.data = args.data.resolve()
-
-    load_start = os.getloadavg()[0]
-    campaign = Campaign(args.work_dir.resolve(), args.threads)
-    if args.data.is_file():
-        campaign.commands.append(f"# data: reused {args.data}")
-    else:
-        campaign.run("simulate", "--n", "120000", "--seed", "1", "--min-photons", "10",
-                     "--out", args.data, "--no-progress")
-    split_dir = campaign.work_dir / "split"
-    test, floor_file = split_dir / "test.h5", campaign.work_dir / "floor.h5"
-    campaign.run("split", args.data, "--out-dir", split_dir, "--seed", str(args.seed))
-    if floor_file.is_file():
-        shown = str(floor_file).removeprefix(f"{REPOSITORY}/")
-        campaign.commands.append(f"# floor: reused {shown} of an earlier run")
-    else:
-        campaign.run("simulate", "--particles", test, "--seed", str(FLOOR_SEED),
-                     "--out", floor_file, "--no-progress")
+    args, campaign, test, floor_file = start_campaign(parser, argv)
 
     results: dict[str, dict[str, Any]] = {}
     floor: dict[str, Any] = {}
@@ -218,10 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         summary = results[model]["validation"]["metrics"]
         print(f"{model}: W1 {summary['wasserstein']['mean']:.2f}  MAE {summary['mae']:.2f}  "
               f"({(time.monotonic() - started) / 60:.1f} min)", flush=True)
-    write_text_atomic(campaign.work_dir / "results.json", json.dumps(results, indent=2) + "\n")
-    text = results_markdown(results, floor, campaign, args, (load_start, os.getloadavg()[0]))
-    write_text_atomic(args.results, text)
-    print(f"wrote {args.results}")
+    write_results(campaign, results, args.results,
+                  results_markdown(results, floor, campaign, args))
 
 
 if __name__ == "__main__":

@@ -28,10 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -40,42 +36,20 @@ from typing import Any
 
 import torch
 
-from calosim.training.trainer import write_text_atomic
-
 HERE = Path(__file__).resolve().parent
-REPOSITORY = HERE.parents[1]
-CLI = [sys.executable, "-c", "from calosim.cli import main; main()"]
-FLOOR_SEED = 2
-GENERATION_SEED = 3
+sys.path.insert(0, str(HERE.parent))
+from campaign import (  # noqa: E402
+    GENERATION_SEED,
+    REPOSITORY,
+    Campaign,
+    campaign_arguments,
+    commands_section,
+    machine_line,
+    start_campaign,
+    write_results,
+)
+
 PIXEL_MODELS = ("ddpm", "daed", "joint_diffusion")
-NOTES_MARKER = "<!-- notes: kept when the results are rewritten -->"
-
-
-class Campaign:
-    """Runs calosim commands, logging each one as a user would type it."""
-
-    def __init__(self, work_dir: Path, threads: int) -> None:
-        self.work_dir = work_dir
-        self.commands: list[str] = []
-        # one torch thread per training process: on a shared machine more threads spin
-        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-
-    def note(self, text: str) -> None:
-        self.commands.append(f"# {text}")
-
-    def run(self, *args: str | Path, env: dict[str, str] | None = None) -> str:
-        words = [str(a) for a in args]
-        shown = "calosim " + shlex.join(w.removeprefix(f"{REPOSITORY}/") for w in words)
-        self.commands.append(shown)
-        print(f"$ {shown}", flush=True)
-        done = subprocess.run([*CLI, *words], cwd=REPOSITORY, env=env or self.env, text=True,
-                              capture_output=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"command failed ({done.returncode}): {shown}\n{done.stderr[-2000:]}")
-        return done.stdout
-
-    def run_json(self, *args: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-        return json.loads(self.run(*args, "--json", env=env))
 
 
 def with_sampling_steps(model_file: Path, steps: int, out: Path) -> Path:
@@ -182,8 +156,8 @@ def _ratio(value: float, floor: float) -> str:
     return f"{value:.2f} ({value / floor:.2f}x)"
 
 
-def results_markdown(results: dict[str, Any], campaign: Campaign, args: argparse.Namespace,
-                     load: Sequence[float]) -> str:
+def results_markdown(results: dict[str, Any], campaign: Campaign,
+                     args: argparse.Namespace) -> str:
     latent = results["latent_diffusion"]
     first = next(iter(latent["steps"].values()))["validation"]["floor"]
     floor_w1, floor_mae = first["wasserstein"]["mean"], first["mae"]
@@ -230,63 +204,27 @@ def results_markdown(results: dict[str, Any], campaign: Campaign, args: argparse
         "",
         "## Conditions",
         "",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other "
-        f"developers' jobs (load average {load[0]:.1f} at the start, {load[1]:.1f} at the "
-        f"end); training on {args.threads} torch thread(s); no GPU.",
+        machine_line(campaign),
         f"- responses/s: `calosim bench --n {args.bench_n} --threads {args.bench_threads}` "
         "(default particle gun, batches of 8192, rounding included) on that loaded machine.",
         "",
-        "## Commands used",
-        "",
-        "```",
-        *campaign.commands,
-        "```",
-        "",
+        *commands_section(campaign),
     ]
     return "\n".join(lines)
 
 
-def write_results(path: Path, text: str) -> None:
-    """Write the results, keeping hand-written notes below NOTES_MARKER."""
-    notes = ""
-    if path.is_file():
-        previous = path.read_text(encoding="utf-8")
-        if NOTES_MARKER in previous:
-            notes = previous[previous.index(NOTES_MARKER):]
-    write_text_atomic(path, text + "\n" + (notes or NOTES_MARKER + "\n"))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/tmp/calosim-data/zn120k.h5"))
-    parser.add_argument("--work-dir", type=Path, default=REPOSITORY / "runs" / "zdc_diffusion")
+    parser = campaign_arguments(
+        __doc__.splitlines()[0], "zdc_diffusion", 30.0, HERE / "results.md",
+        "evaluate an existing WORK/latent_diffusion/model.pt",
+    )
     parser.add_argument("--autoencoder", type=Path, default=None,
                         help="e2e SAE model file (default: train one in WORK/e2e_sae)")
-    parser.add_argument("--seed", type=int, default=1, help="run and split seed")
-    parser.add_argument("--max-minutes", type=float, default=30.0)
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 25, 50])
     parser.add_argument("--pixel-steps", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--pixel-batch", type=int, default=2)
-    parser.add_argument("--bench-n", type=int, default=100_000)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bench-threads", type=int, default=2)
-    parser.add_argument("--reuse", action="store_true",
-                        help="evaluate an existing WORK/latent_diffusion/model.pt")
-    parser.add_argument("--results", type=Path, default=HERE / "results.md")
-    args = parser.parse_args(argv)
-    args.data = args.data.resolve()
-
-    load_start = os.getloadavg()[0]
-    campaign = Campaign(args.work_dir.resolve(), args.threads)
-    if not args.data.is_file():
-        campaign.run("simulate", "--n", "120000", "--seed", "1", "--min-photons", "10",
-                     "--out", args.data, "--no-progress")
-    split_dir = campaign.work_dir / "split"
-    test, floor = split_dir / "test.h5", campaign.work_dir / "floor.h5"
-    campaign.run("split", args.data, "--out-dir", split_dir, "--seed", str(args.seed))
-    if not floor.is_file():
-        campaign.run("simulate", "--particles", test, "--seed", str(FLOOR_SEED), "--out", floor,
-                     "--no-progress")
+    args, campaign, test, floor = start_campaign(parser, argv)
     autoencoder = args.autoencoder
     if autoencoder is None:
         autoencoder = campaign.work_dir / "e2e_sae" / "model.pt"
@@ -300,10 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results["latent_diffusion"] = evaluate_latent(campaign, args, autoencoder, test, floor)
     results["pixel_speed"] = pixel_sampling_speed(args.pixel_steps, args.pixel_batch,
                                                   args.bench_threads)
-    write_text_atomic(campaign.work_dir / "results.json", json.dumps(results, indent=2) + "\n")
-    write_results(args.results, results_markdown(results, campaign, args,
-                                                 (load_start, os.getloadavg()[0])))
-    print(f"wrote {args.results}")
+    write_results(campaign, results, args.results, results_markdown(results, campaign, args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,134 @@
+"""What the validation campaigns share: running `calosim` commands as a user would type
+them, the held-out split and its Monte Carlo floor, and results files whose hand-written
+notes survive a rerun.
+
+The campaign scripts (validation/*/run_*.py) import this file from their parent folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from calosim.training.trainer import write_text_atomic
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "from calosim.cli import main; main()"]
+FLOOR_SEED = 2
+GENERATION_SEED = 3
+NOTES_MARKER = "<!-- notes: kept when the results are rewritten -->"
+
+
+class Campaign:
+    """Runs calosim commands, logging each one as a user would type it."""
+
+    def __init__(self, work_dir: Path, threads: int) -> None:
+        self.work_dir = work_dir
+        self.threads = threads
+        self.load_at_start = os.getloadavg()[0]
+        self.commands: list[str] = []
+        # one torch thread per process: on a shared, busy machine more threads spin and stall
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+    def note(self, text: str) -> None:
+        self.commands.append(f"# {text}")
+
+    def shown(self, path: Path) -> str:
+        """A path as the results show it: relative to the repository root when inside."""
+        return str(path).removeprefix(f"{REPOSITORY}/")
+
+    def run(self, *args: str | Path, env: dict[str, str] | None = None) -> str:
+        words = [str(a) for a in args]
+        shown = "calosim " + shlex.join(w.removeprefix(f"{REPOSITORY}/") for w in words)
+        self.commands.append(shown)
+        print(f"$ {shown}", flush=True)
+        done = subprocess.run([*CLI, *words], cwd=REPOSITORY, env=env or self.env, text=True,
+                              capture_output=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"command failed ({done.returncode}): {shown}\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    def run_json(self, *args: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+        return json.loads(self.run(*args, "--json", env=env))
+
+    def split_and_floor(self, data: Path, seed: int) -> tuple[Path, Path]:
+        """The test split of ``seed`` (the trainer's split of a run with that seed) and a
+        second Monte Carlo of its particles; the data file is simulated when missing."""
+        if data.is_file():
+            self.note(f"data: reused {data}")
+        else:
+            self.run("simulate", "--n", "120000", "--seed", "1", "--min-photons", "10",
+                     "--out", data, "--no-progress")
+        split_dir = self.work_dir / "split"
+        test, floor = split_dir / "test.h5", self.work_dir / "floor.h5"
+        self.run("split", data, "--out-dir", split_dir, "--seed", str(seed))
+        if floor.is_file():
+            self.note(f"floor: reused {self.shown(floor)} of an earlier run")
+        else:
+            self.run("simulate", "--particles", test, "--seed", str(FLOOR_SEED), "--out", floor,
+                     "--no-progress")
+        return test, floor
+
+
+def campaign_arguments(
+    description: str, work_dir: str, max_minutes: float, results: Path, reuse_help: str
+) -> argparse.ArgumentParser:
+    """The options every campaign has; a script adds its own before parsing."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/calosim-data/zn120k.h5"))
+    parser.add_argument("--work-dir", type=Path, default=REPOSITORY / "runs" / work_dir)
+    parser.add_argument("--seed", type=int, default=1, help="run and split seed")
+    parser.add_argument("--max-minutes", type=float, default=max_minutes)
+    parser.add_argument("--bench-n", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reuse", action="store_true", help=reuse_help)
+    parser.add_argument("--results", type=Path, default=results)
+    return parser
+
+
+def start_campaign(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> tuple[argparse.Namespace, Campaign, Path, Path]:
+    """Parse the options, then prepare the campaign's split and floor: (args, campaign,
+    test file, floor file)."""
+    args = parser.parse_args(argv)
+    args.data = args.data.resolve()
+    campaign = Campaign(args.work_dir.resolve(), args.threads)
+    test, floor = campaign.split_and_floor(args.data, args.seed)
+    return args, campaign, test, floor
+
+
+def machine_line(campaign: Campaign) -> str:
+    """The results' line on the machine and its load, which every timing depends on."""
+    return (
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other "
+        f"developers' jobs (load average {campaign.load_at_start:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end); torch on {campaign.threads} thread(s) per "
+        "process (OMP_NUM_THREADS), CPU only."
+    )
+
+
+def commands_section(campaign: Campaign) -> list[str]:
+    """Markdown lines listing the commands the campaign ran."""
+    return ["## Commands used", "", "```", *campaign.commands, "```", ""]
+
+
+def write_results(campaign: Campaign, results: dict[str, Any], path: Path, text: str) -> None:
+    """Write WORK/results.json and the results file, keeping the file's hand-written notes
+    below NOTES_MARKER."""
+    write_text_atomic(campaign.work_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    notes = ""
+    if path.is_file():
+        previous = path.read_text(encoding="utf-8")
+        if NOTES_MARKER in previous:
+            notes = previous[previous.index(NOTES_MARKER):]
+    write_text_atomic(path, text + "\n" + (notes or NOTES_MARKER + "\n"))
+    print(f"wrote {path}")
