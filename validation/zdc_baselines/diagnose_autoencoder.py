@@ -1,0 +1,77 @@
+"""Where an autoencoder simulator loses fidelity: its decoder or its latent generator.
+
+On a run's held-out test particles, compares the channel W1 and MAE of
+  - reconstructions p(q(x)) of the real responses (the decoder's limit), and
+  - generated responses (latent generator + decoder, as `calosim generate` makes them),
+  - a second Monte Carlo of the same particles (the noise floor),
+then prints the ratio generated / real of the mean channel sums per energy band, which
+shows whether the error is a conditional-mean (calibration) error or a spread error.
+
+    .venv/bin/python validation/zdc_baselines/diagnose_autoencoder.py RUN_DIR DATA.h5 [--n N]
+
+RUN_DIR is a training run directory (model.pt and split.npz); DATA is its training file.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from calosim.data.dataset import read_dataset
+from calosim.data.transforms import counts_from_log, log_counts
+from calosim.metrics import channel_mae, channel_wasserstein, channels
+from calosim.simulators.montecarlo import MonteCarloSimulator
+from calosim.training.checkpoint import load_simulator
+
+ENERGY_BANDS_GEV = (0.0, 1000.0, 2000.0, 3000.0, np.inf)
+
+
+def reconstruct(model: torch.nn.Module, responses: np.ndarray) -> np.ndarray:
+    """Photon counts decoded from the codes of the responses (empty stays empty)."""
+    images = torch.from_numpy(log_counts(responses.astype(np.float32)))
+    with torch.inference_mode():
+        decoded = torch.cat([model.decode(model.encode(chunk)) for chunk in images.split(4096)])
+    counts = np.round(counts_from_log(decoded).numpy())
+    counts[responses.reshape(len(responses), -1).max(axis=1) <= 0] = 0
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("data")
+    parser.add_argument("--n", type=int, default=8000, help="test responses used")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+
+    dataset = read_dataset(args.data)
+    test = np.sort(np.load(f"{args.run_dir}/split.npz")["test"])[: args.n]
+    real, particles = dataset.responses[test], dataset.particles[test]
+    simulator = load_simulator(f"{args.run_dir}/model.pt")
+    outputs = {
+        "reconstructed": reconstruct(simulator.model.eval(), real),
+        "generated": simulator.simulate(particles, seed=args.seed),
+        "floor (2nd MC)": MonteCarloSimulator().simulate(particles, seed=args.seed),
+    }
+    for name, counts in outputs.items():
+        w1 = channel_wasserstein(real, counts)
+        print(f"{name:14s} W1 {w1.mean:6.2f}  per channel "
+              f"{np.array2string(np.asarray(w1.per_channel), precision=1)}  "
+              f"MAE {channel_mae(real, counts):6.1f}")
+    energy = dataset.subset(test).column("Energy")
+    real_sums = channels(real)
+    empty = {name: counts.reshape(len(counts), -1).max(axis=1) <= 0
+             for name, counts in (("real", real), ("generated", outputs["generated"]))}
+    print("generated / real mean channel sums per energy band; empty fraction real, generated:")
+    for low, high in zip(ENERGY_BANDS_GEV[:-1], ENERGY_BANDS_GEV[1:], strict=True):
+        band = (energy >= low) & (energy < high)
+        ratio = channels(outputs["generated"][band]).mean(0) / real_sums[band].mean(0)
+        print(f"  {low:6.0f} - {high:6.0f} GeV ({band.sum():5d}): "
+              f"{np.array2string(ratio, precision=3)}; empty "
+              f"{empty['real'][band].mean():.3f}, {empty['generated'][band].mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()
