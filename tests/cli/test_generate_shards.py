@@ -115,3 +115,17 @@ def test_several_responses_per_particle_are_shard_invariant(run, simulated, tmp_
     np.testing.assert_array_equal(plain[2]["particles"][1::2], plain[1]["particles"])
     with h5py.File(tmp_path / "k2.shard-0001-of-0003.h5") as file:
         assert int(file.attrs["n_per_particle"]) == 2 and file.attrs["shard"] == "1/3"
+
+
+def test_threads_option_sets_torch_threads_of_a_plain_run(run, simulated, tmp_path, plain):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        result = run("generate", "--model", "mc", "--particles", simulated, "--out",
+                     tmp_path / "t.h5", "--seed", "4", "--threads", "1", "--no-progress")
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert_same(read_h5(tmp_path / "t.h5"), plain[1])
