@@ -223,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 25, 50])
     parser.add_argument("--pixel-steps", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--pixel-batch", type=int, default=2)
-    parser.add_argument("--bench-threads", type=int, default=2)
+    # 1: on a shared machine a second torch thread spins against other jobs (10x slower here)
+    parser.add_argument("--bench-threads", type=int, default=1)
     args, campaign, test, floor = start_campaign(parser, argv)
     autoencoder = args.autoencoder
     if autoencoder is None:
