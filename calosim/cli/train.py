@@ -36,7 +36,10 @@ def command(
 
     loaded = load_config(config)
     context = context_from_environment(device)
-    if "continual" in loaded:
+    if "continual" in loaded and isinstance(loaded.get("data"), dict):
+        # a continual run on an image benchmark (configs/images/continual_*.yaml)
+        from calosim.images.continual import train_image_continual as train
+    elif "continual" in loaded:
         if context.active:
             raise CalosimError("continual runs train in one process; start them without torchrun")
         from calosim.continual.run import train_continual_from_config as train

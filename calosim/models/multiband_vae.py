@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
 from calosim.models.base import Batch
 from calosim.models.cvae import LOG_VARIANCE_RANGE, gaussian_kl_to_standard_normal
 from calosim.models.registry import register
@@ -71,6 +70,9 @@ class MultibandVAEConfig(ConditionalAEConfig):
             raise ValueError("translator and code layer widths must be positive")
         if self.kl_weight < 0:
             raise ValueError(f"kl_weight must not be negative, got {self.kl_weight}")
+        if self.task_routing == "energy" and not self.is_zn:
+            raise ValueError("task_routing energy reads the particle energy of ZN conditions; "
+                             "use uniform for other images")
 
 
 def relaxed_bits(logits: torch.Tensor, uniform: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -131,13 +133,13 @@ class MultibandVAE(ConditionalAutoencoder):
         encoder_activation = "leaky_relu" if c.encoder == "conv" and c.activation == "relu" \
             else c.activation
         self.encoder = ConditionalImageEncoder(
-            RESPONSE_SHAPE, N_ATTRIBUTES, c.encoder_hidden, 2 * c.latent_dim + c.n_bits,
+            c.image_shape, c.condition_dim, c.encoder_hidden, 2 * c.latent_dim + c.n_bits,
             kind=c.encoder, channels=c.encoder_channels, activation_name=encoder_activation,
             batch_norm=c.encoder == "conv",
         )
         self.translator = Translator(c)
         self.decoder = ConditionalImageDecoder(
-            c.global_dim, N_ATTRIBUTES, c.decoder_hidden, RESPONSE_SHAPE,
+            c.global_dim, c.condition_dim, c.decoder_hidden, c.image_shape,
             kind=c.decoder, channels=c.decoder_channels, activation_name=c.activation,
         )
         self.register_buffer("bit_frequencies", torch.full((c.max_tasks, c.n_bits), 0.5))
