@@ -59,6 +59,20 @@ class Campaign:
     def run_json(self, *args: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
         return json.loads(self.run(*args, "--json", env=env))
 
+    def evaluate(self, model_file: Path, generated: Path, test: Path, floor: Path,
+                 bench_n: int, bench_threads: int | None = None) -> dict[str, Any]:
+        """Generate for the test particles, validate beside the floor, benchmark the speed:
+        {"validation": ..., "bench": ...} (the commands' JSON)."""
+        threads = self.threads if bench_threads is None else bench_threads
+        env = {**self.env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        self.run("generate", "--model", model_file, "--particles", test, "--out", generated,
+                 "--seed", str(GENERATION_SEED), "--no-progress")
+        validation = self.run_json("validate", "--reference", test, "--generated", generated,
+                                   "--floor", floor)
+        bench = self.run_json("bench", "--model", model_file, "--n", str(bench_n),
+                              "--threads", str(threads), env=env)
+        return {"validation": validation, "bench": bench}
+
     def split_and_floor(self, data: Path, seed: int) -> tuple[Path, Path]:
         """The test split of ``seed`` (the trainer's split of a run with that seed) and a
         second Monte Carlo of its particles; the data file is simulated when missing."""
@@ -76,6 +90,19 @@ class Campaign:
             self.run("simulate", "--particles", test, "--seed", str(FLOOR_SEED), "--out", floor,
                      "--no-progress")
         return test, floor
+
+
+def data_description(data: Path) -> str:
+    """How a data file was made, from the attributes calosim writes into it."""
+    from calosim.data.dataset import describe_file
+
+    attrs = describe_file(data).get("attrs", {})
+    parts = [f"seed {attrs['seed']}" if "seed" in attrs else "seed unrecorded"]
+    if attrs.get("min_photons"):
+        parts.append(f">= {attrs['min_photons']:g} photons")
+    else:
+        parts.append("all responses, empty ones included")
+    return f"`{data}` (calosim Monte Carlo, {', '.join(parts)})"
 
 
 def campaign_arguments(

@@ -55,7 +55,8 @@ class RunOptions:
     split: tuple[float, ...] = (0.8, 0.1, 0.1)
     standardiser: Literal["fit", "alice"] = "fit"
     round_counts: bool = True
-    rounding: Literal["nearest", "stochastic"] = "nearest"
+    # stochastic: unbiased channel sums; nearest loses the sparse fractional pixels' photons
+    rounding: Literal["nearest", "stochastic"] = "stochastic"
     test_size: int | None = 20000
 
     def __post_init__(self) -> None:

@@ -30,11 +30,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from campaign import (  # noqa: E402
-    GENERATION_SEED,
     REPOSITORY,
     Campaign,
     campaign_arguments,
     commands_section,
+    data_description,
     machine_line,
     start_campaign,
     write_results,
@@ -65,15 +65,9 @@ def evaluate_model(
         campaign.run("train", REPOSITORY / "configs" / "zdc" / f"{model}.yaml", "--data", args.data,
                      "--out", run_dir, "--seed", str(args.seed), "--max-minutes",
                      str(args.max_minutes), "--no-progress")
-    generated = run_dir / "generated.h5"
-    campaign.run("generate", "--model", model_file, "--particles", test, "--out", generated,
-                 "--seed", str(GENERATION_SEED), "--no-progress")
-    validation = campaign.run_json("validate", "--reference", test, "--generated", generated,
-                                   "--floor", floor)
-    bench = campaign.run_json("bench", "--model", model_file, "--n", str(args.bench_n),
-                              "--threads", str(campaign.threads))
-    training = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    return {"validation": validation, "bench": bench, "training": training}
+    result = campaign.evaluate(model_file, run_dir / "generated.h5", test, floor, args.bench_n)
+    result["training"] = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return result
 
 
 def _number(value: Any, digits: int = 2) -> str:
@@ -88,7 +82,7 @@ def results_markdown(
     lines = [
         "# ZN baselines of the conditional e2e Sinkhorn AE (thesis table 4.3.1)",
         "",
-        f"Data: `{args.data}` (calosim Monte Carlo, seed 1, >= 10 photons); test split of "
+        f"Data: {data_description(args.data)}; test split of "
         f"seed {args.seed} ({floor['n_reference']} responses, never seen in training). "
         "W1: mean over the 5 channels of the 1-D Wasserstein distance on photon counts; "
         "MAE: channel MAE between each test particle's simulated and generated response; "
