@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from calosim.continual.run import ContinualSection
 from calosim.continual.strategies import strategy_class
 from calosim.continual.strategies.base import ContinualTraining, StrategyContext, TaskData
 from calosim.data.image_tasks import class_incremental_tasks, dirichlet_tasks
@@ -45,23 +46,17 @@ from calosim.training.trainer import write_text_atomic
 
 
 @dataclass
-class ImageContinualSection:
-    """The ``continual:`` section of an image config."""
+class ImageContinualSection(ContinualSection):
+    """The ``continual:`` section of an image config: the ZN one's keys, with tasks cut by
+    ``scenario`` (and ``alpha`` for Dirichlet) instead of by energy."""
 
-    strategy: str = "multiband"
     scenario: Literal["class-incremental", "dirichlet"] = "class-incremental"
-    n_tasks: int = 5
     alpha: float = 1.0
-    condition_memory: int = 2000
-    options: Any = None
 
     def __post_init__(self) -> None:
-        if self.n_tasks < 1:
-            raise ValueError(f"n_tasks must be at least 1, got {self.n_tasks}")
-        if self.condition_memory < 1:
-            raise ValueError(f"condition_memory must be at least 1, got {self.condition_memory}")
-        if self.options is not None and not isinstance(self.options, Mapping):
-            raise ValueError("options must be a mapping of the strategy's options")
+        super().__post_init__()
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be positive, got {self.alpha}")
 
 
 def _task_rows(labels: np.ndarray, section: ImageContinualSection, seed: int) -> list[np.ndarray]:
