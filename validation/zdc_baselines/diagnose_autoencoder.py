@@ -28,12 +28,15 @@ from calosim.training.checkpoint import load_simulator
 ENERGY_BANDS_GEV = (0.0, 1000.0, 2000.0, 3000.0, np.inf)
 
 
-def reconstruct(model: torch.nn.Module, responses: np.ndarray) -> np.ndarray:
-    """Photon counts decoded from the codes of the responses (empty stays empty)."""
+def reconstruct(model: torch.nn.Module, responses: np.ndarray, seed: int) -> np.ndarray:
+    """Photon counts decoded from the codes of the responses (empty stays empty), rounded
+    stochastically (unbiased channel sums, as generation rounds by default)."""
     images = torch.from_numpy(log_counts(responses.astype(np.float32)))
     with torch.inference_mode():
         decoded = torch.cat([model.decode(model.encode(chunk)) for chunk in images.split(4096)])
-    counts = np.round(counts_from_log(decoded).numpy())
+    counts = counts_from_log(decoded).numpy()
+    rng = np.random.default_rng(seed)
+    counts = np.floor(counts + rng.random(counts.shape, dtype=counts.dtype))
     counts[responses.reshape(len(responses), -1).max(axis=1) <= 0] = 0
     return counts
 
@@ -51,7 +54,7 @@ def main() -> None:
     real, particles = dataset.responses[test], dataset.particles[test]
     simulator = load_simulator(f"{args.run_dir}/model.pt")
     outputs = {
-        "reconstructed": reconstruct(simulator.model.eval(), real),
+        "reconstructed": reconstruct(simulator.model.eval(), real, args.seed),
         "generated": simulator.simulate(particles, seed=args.seed),
         "floor (2nd MC)": MonteCarloSimulator().simulate(particles, seed=args.seed),
     }
