@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from calosim.training.trainer import write_text_atomic
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -90,6 +92,27 @@ class Campaign:
             self.run("simulate", "--particles", test, "--seed", str(FLOOR_SEED), "--out", floor,
                      "--no-progress")
         return test, floor
+
+
+def reconstruct_counts(model: Any, responses: np.ndarray, rounding: str, seed: int) -> np.ndarray:
+    """Photon counts decoded from an autoencoder's codes of ``responses`` (empty responses
+    stay empty, as a gate would keep them), rounded like generation: "stochastic" (floor(x
+    + u), unbiased channel sums) or "nearest"."""
+    import torch
+
+    from calosim.data.transforms import counts_from_log, log_counts
+
+    images = torch.from_numpy(log_counts(responses.astype(np.float32)))
+    with torch.inference_mode():
+        decoded = torch.cat([model.decode(model.encode(chunk)) for chunk in images.split(4096)])
+    counts = counts_from_log(decoded).numpy()
+    if rounding == "stochastic":
+        rng = np.random.default_rng(seed)
+        counts = np.floor(counts + rng.random(counts.shape, dtype=counts.dtype))
+    else:
+        counts = np.round(counts)
+    counts[responses.reshape(len(responses), -1).max(axis=1) <= 0] = 0
+    return counts
 
 
 def data_description(data: Path) -> str:

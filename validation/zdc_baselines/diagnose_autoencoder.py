@@ -15,30 +15,20 @@ RUN_DIR is a training run directory (model.pt and split.npz); DATA is its traini
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
-import torch
 
-from calosim.data.dataset import read_dataset
-from calosim.data.transforms import counts_from_log, log_counts
-from calosim.metrics import channel_mae, channel_wasserstein, channels
-from calosim.simulators.montecarlo import MonteCarloSimulator
-from calosim.training.checkpoint import load_simulator
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from campaign import reconstruct_counts  # noqa: E402
+
+from calosim.data.dataset import read_dataset  # noqa: E402
+from calosim.metrics import channel_mae, channel_wasserstein, channels  # noqa: E402
+from calosim.simulators.montecarlo import MonteCarloSimulator  # noqa: E402
+from calosim.training.checkpoint import load_simulator  # noqa: E402
 
 ENERGY_BANDS_GEV = (0.0, 1000.0, 2000.0, 3000.0, np.inf)
-
-
-def reconstruct(model: torch.nn.Module, responses: np.ndarray, seed: int) -> np.ndarray:
-    """Photon counts decoded from the codes of the responses (empty stays empty), rounded
-    stochastically (unbiased channel sums, as generation rounds by default)."""
-    images = torch.from_numpy(log_counts(responses.astype(np.float32)))
-    with torch.inference_mode():
-        decoded = torch.cat([model.decode(model.encode(chunk)) for chunk in images.split(4096)])
-    counts = counts_from_log(decoded).numpy()
-    rng = np.random.default_rng(seed)
-    counts = np.floor(counts + rng.random(counts.shape, dtype=counts.dtype))
-    counts[responses.reshape(len(responses), -1).max(axis=1) <= 0] = 0
-    return counts
 
 
 def main() -> None:
@@ -54,7 +44,7 @@ def main() -> None:
     real, particles = dataset.responses[test], dataset.particles[test]
     simulator = load_simulator(f"{args.run_dir}/model.pt")
     outputs = {
-        "reconstructed": reconstruct(simulator.model.eval(), real, args.seed),
+        "reconstructed": reconstruct_counts(simulator.model.eval(), real, "stochastic", args.seed),
         "generated": simulator.simulate(particles, seed=args.seed),
         "floor (2nd MC)": MonteCarloSimulator().simulate(particles, seed=args.seed),
     }
