@@ -193,7 +193,7 @@ def results_markdown(results: dict[str, Any], campaign: Campaign,
         f"{_ratio(own_metrics['mae'], floor_mae)} | "
         f"{own['bench']['responses_per_second']:,.0f} | {own['bench']['ms_per_response']:.3f} |",
         f"| autoencoder encode -> decode of the real responses, {args.rounding} rounding "
-        "(the ceiling) | "
+        "(the decoder's own error) | "
         f"{_ratio(recon['w1'], floor_w1)} | {_ratio(recon['mae'], floor_mae)} | | |",
         "",
         "## Pixel-space models: CPU sampling time per response",
