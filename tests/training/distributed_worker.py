@@ -1,4 +1,4 @@
-"""Run by tests/training/test_distributed.py under torchrun: trains tiny models in every
+"""Run by tests/training/test_multiprocess_training.py under torchrun: trains tiny models in every
 process and saves each process's final weights, so the test can compare the replicas.
 
 Usage: distributed_worker.py DATA.h5 OUT_DIR
