@@ -36,7 +36,14 @@ from calosim.models.base import config_from_dict, config_to_dict, resolve_device
 from calosim.models.registry import build_model, model_classes
 from calosim.simulators.base import fresh_seed
 from calosim.training.checkpoint import data_fingerprint
-from calosim.training.run import TrainResult, apply_overrides, dump_config, load_config
+from calosim.training.run import (
+    TrainResult,
+    apply_overrides,
+    dump_config,
+    load_config,
+    pop_model_section,
+    pop_section,
+)
 from calosim.training.trainer import write_text_atomic
 
 
@@ -116,22 +123,13 @@ def resolve_continual_config(config: Mapping[str, Any]) -> ResolvedContinualConf
     continual = config_from_dict(ContinualSection, section, "continual")
     strategy = strategy_class(continual.strategy)
     options = config_from_dict(strategy.options_class, continual.options, "continual.options")
-    model_section = config.pop("model", None) or {}
-    if isinstance(model_section, str):
-        model_section = {"name": model_section}
-    if not isinstance(model_section, Mapping):
-        raise CalosimError("config: model must be a mapping of the model's settings")
-    model_values = dict(model_section)
-    name = model_values.pop("name", strategy.model_name)
+    name, model_values = pop_model_section(config, strategy.model_name)
     if name != strategy.model_name:
         raise CalosimError(f"config: strategy {strategy.name!r} trains model "
                            f"{strategy.model_name!r}, not {name!r}")
     config_class, _ = model_classes(name)
     model = config_from_dict(config_class, model_values, "model")
-    training_section = config.pop("training", None) or {}
-    if not isinstance(training_section, Mapping):
-        raise CalosimError("config: training must be a mapping of settings")
-    training = config_from_dict(ContinualTraining, training_section, "training")
+    training = config_from_dict(ContinualTraining, pop_section(config, "training"), "training")
     run = config_from_dict(ContinualRunOptions, config, "config")
     return ResolvedContinualConfig(continual, strategy, options, model, training, run)
 

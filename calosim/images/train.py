@@ -36,6 +36,8 @@ from calosim.training.run import (
     apply_overrides,
     dump_config,
     load_config,
+    pop_model_section,
+    pop_section,
 )
 from calosim.training.trainer import Trainer, TrainingConfig, TrainingData, write_text_atomic
 
@@ -97,13 +99,6 @@ class ImageRunConfig:
         }
 
 
-def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
-    value = config.pop(name, None) or {}
-    if not isinstance(value, Mapping):
-        raise CalosimError(f"config: {name} must be a mapping of settings")
-    return dict(value)
-
-
 def resolve_image_config(raw: Mapping[str, Any], image_shape: tuple[int, int] | None = None,
                          n_classes: int = 10) -> ImageRunConfig:
     """Check a plain image config; one-line CalosimError on unknown keys or bad values.
@@ -112,23 +107,17 @@ def resolve_image_config(raw: Mapping[str, Any], image_shape: tuple[int, int] | 
     model's ``image_shape`` and ``condition_dim``, which a config may state only if equal.
     """
     config = dict(raw)
-    model_section = config.pop("model", None)
-    if isinstance(model_section, str):
-        model_section = {"name": model_section}
-    if not isinstance(model_section, Mapping) or not isinstance(model_section.get("name"), str):
-        raise CalosimError("config: needs a model section with a name, e.g. model: {name: cvae}")
-    data = config_from_dict(ImageDataConfig, _section(config, "data"), "data")
-    evaluation = config_from_dict(ImageEvaluationConfig, _section(config, "evaluation"),
+    name, model_values = pop_model_section(config)
+    data = config_from_dict(ImageDataConfig, pop_section(config, "data"), "data")
+    evaluation = config_from_dict(ImageEvaluationConfig, pop_section(config, "evaluation"),
                                   "evaluation")
-    training = config_from_dict(TrainingConfig, _section(config, "training"), "training")
+    training = config_from_dict(TrainingConfig, pop_section(config, "training"), "training")
     seed = config.pop("seed", None)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise CalosimError(f"config: seed must be a non-negative integer, got {seed!r}")
     if config:
         raise CalosimError(f"config: unknown key {sorted(config)[0]} in an image config (known: "
                            "model, training, data, evaluation, seed)")
-    model_values = dict(model_section)
-    name = model_values.pop("name")
     derived = {"condition_dim": n_classes if data.conditional else 0}
     if image_shape is not None:
         derived["image_shape"] = list(image_shape)
@@ -207,7 +196,7 @@ def train_images_from_config(
     raw = apply_overrides(load_config(config), overrides)
     if seed is not None:
         raw["seed"] = seed
-    plain_data = config_from_dict(ImageDataConfig, _section(dict(raw), "data"), "data")
+    plain_data = config_from_dict(ImageDataConfig, pop_section(dict(raw), "data"), "data")
     splits = load_image_benchmark(plain_data.benchmark, data_dir=plain_data.data_dir,
                                   digits_size=plain_data.digits_size, seed=plain_data.split_seed)
     run = resolve_image_config(raw, splits.train.image_shape, splits.train.n_classes)

@@ -143,24 +143,40 @@ class ResolvedConfig:
         }
 
 
+def pop_section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Remove section ``name`` from a plain config and return its settings ({} if absent)."""
+    value = config.pop(name, None) or {}
+    if not isinstance(value, Mapping):
+        raise CalosimError(f"config: {name} must be a mapping of settings")
+    return dict(value)
+
+
+def pop_model_section(
+    config: dict[str, Any], default_name: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Remove the ``model:`` section (a mapping with a name, or just the name) from a plain
+    config: (model name, its other settings). ``default_name`` serves a section without one."""
+    section = config.pop("model", None)
+    if isinstance(section, str):
+        section = {"name": section}
+    if section is None and default_name is not None:
+        section = {}
+    values = dict(section) if isinstance(section, Mapping) else {}
+    name = values.pop("name", default_name)
+    if not isinstance(section, Mapping) or not isinstance(name, str):
+        raise CalosimError("config: needs a model section with a name, e.g. model: {name: e2e_sae}")
+    return name, values
+
+
 def resolve_config(config: Mapping[str, Any]) -> ResolvedConfig:
     """Check a plain config dict; one-line CalosimError on unknown keys or bad values."""
     from calosim.models.registry import model_classes
 
     config = dict(config)
-    model_section = config.pop("model", None)
-    if isinstance(model_section, str):
-        model_section = {"name": model_section}
-    if not isinstance(model_section, Mapping) or not isinstance(model_section.get("name"), str):
-        raise CalosimError("config: needs a model section with a name, e.g. model: {name: e2e_sae}")
-    model_values = dict(model_section)
-    name = model_values.pop("name")
+    name, model_values = pop_model_section(config)
     config_class, _ = model_classes(name)
     model = config_from_dict(config_class, model_values, "model")
-    training_section = config.pop("training", None) or {}
-    if not isinstance(training_section, Mapping):
-        raise CalosimError("config: training must be a mapping of settings")
-    training = config_from_dict(TrainingConfig, training_section, "training")
+    training = config_from_dict(TrainingConfig, pop_section(config, "training"), "training")
     options = config_from_dict(RunOptions, config, "config")
     return ResolvedConfig(name, model, training, options)
 
