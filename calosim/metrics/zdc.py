@@ -115,7 +115,9 @@ def _torch_channels(images: torch.Tensor, parity: str) -> torch.Tensor:
 @functools.lru_cache(maxsize=16)
 def _torch_mask(parity: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     torch = sys.modules["torch"]
-    return torch.from_numpy(channel_mask(parity).copy()).to(device=device, dtype=dtype)
+    # cached, so never an inference tensor: autograd may use it after generation made it
+    with torch.inference_mode(False):
+        return torch.from_numpy(channel_mask(parity).copy()).to(device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,17 @@ def test_torch_gradient_flows_to_every_pixel():
     torch.testing.assert_close(images.grad, expected.expand(2, 44, 44))
 
 
+def test_gradient_flows_after_first_use_under_inference_mode():
+    from calosim.metrics.zdc import _torch_mask
+
+    _torch_mask.cache_clear()  # the cached mask is first made under inference mode
+    with torch.inference_mode():
+        channels(torch.ones(1, 44, 44, dtype=torch.float64))
+    images = torch.ones(1, 44, 44, dtype=torch.float64, requires_grad=True)
+    channels(images).sum().backward()
+    torch.testing.assert_close(images.grad, torch.ones(1, 44, 44, dtype=torch.float64))
+
+
 def test_single_image_gives_five_values_and_package_reexports():
     assert channels(np.ones((44, 44))).shape == (5,)
     assert channels(np.ones((1, 44, 44))).shape == (1, 5)
