@@ -13,7 +13,7 @@ import dataclasses
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -225,6 +225,20 @@ class GenerativeModel(nn.Module, ABC):
     def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         """(B, *noise_shape) standard normal noise and (B, 9) standardised conditions ->
         (B, 44, 44) images in log(1 + counts) space. Deterministic given its inputs."""
+
+    @property
+    def refines(self) -> bool:
+        """Whether ``refine`` has work to do after the epochs."""
+        return False
+
+    def refine(
+        self, batches: Iterable[Batch], generator: torch.Generator, progress: bool = False
+    ) -> dict[str, float] | None:
+        """An optional last training phase, run by the Trainer on the best model once the
+        epochs are over: ``batches`` go once over the training set, in order; noise is
+        drawn from ``generator``. Returns its final losses ("loss": the one it minimised),
+        or None when there is none."""
+        return None
 
     def configure_optimisers(
         self, learning_rate: float, weight_decay: float

@@ -3,7 +3,10 @@
 Epochs over batches shuffled by a seeded generator; each model's ``training_step`` does
 the optimisation. After each epoch the model generates responses for a fixed validation
 subset, scored by the mean per-channel W1 and the channel MAE against the real ones; the
-best model is kept as a model file, the last state as a resume checkpoint. The run stops
+best model is kept as a model file, the last state as a resume checkpoint. With
+``ema_decay`` the weights validated and kept are an exponential moving average of the
+trained ones. A model with a refinement phase (GenerativeModel.refine) gets it after the
+epochs, on its best model, and keeps the result if it validates better. The run stops
 after ``epochs``, on early stopping, or when the time budget is spent. A resumed run
 reloads the model, optimisers, counters and every random generator, so it continues on
 the very trajectory the uninterrupted run would have followed.
@@ -11,23 +14,26 @@ the very trajectory the uninterrupted run would have followed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from calosim.errors import CalosimError
 from calosim.models.base import Batch, LearnedSimulator
 from calosim.training.checkpoint import (
+    load_simulator,
     load_training_state,
     save_model_file,
     save_training_state,
@@ -42,7 +48,9 @@ Monitor = Literal["w1", "mae", "w1+mae"]
 
 @dataclass
 class TrainingConfig:
-    """How to train: the ``training:`` section of a run config."""
+    """How to train: the ``training:`` section of a run config. ``lr_decay``: the learning
+    rate is multiplied by it each epoch; ``ema_decay``: validate and keep an exponential
+    moving average of the weights with this decay per step (None: the weights as trained)."""
 
     epochs: int = 60
     batch_size: int = 1000
@@ -54,6 +62,7 @@ class TrainingConfig:
     max_minutes: float | None = None
     validation_size: int = 5000
     monitor: Monitor = "w1"
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -74,6 +83,8 @@ class TrainingConfig:
             raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.validation_size < 2:
             raise ValueError(f"validation_size must be at least 2, got {self.validation_size}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay}")
 
 
 @dataclass
@@ -199,6 +210,11 @@ class Trainer:
         noise_key = (2,) if context.is_main else (2, context.rank)
         self.noise_generator = torch.Generator().manual_seed(_seed_for(self.seed, *noise_key))
         context.average_gradients(self.model)
+        # an exponential moving average of the weights, which are then the ones validated
+        # and kept: diffusion models sample far better from it than from the last step
+        self.average = None if config.ema_decay is None else AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+        )
         self.validation_seed = _seed_for(self.seed, 3) % 2**31
         n_val = min(config.validation_size, len(data.validation_particles))
         self.validation_particles = data.validation_particles[:n_val]
@@ -211,6 +227,10 @@ class Trainer:
     @property
     def last_path(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
+
+    @property
+    def refined_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "refined.pt"
 
     # ------------------------------------------------------------------ main loop
 
@@ -250,8 +270,11 @@ class Trainer:
             self._log(record)
         if stop_reason == "time budget":
             self._log(progress.history[-1])
+        keep = self.best_path
+        if self.model.refines and self.context.is_main and progress.best_epoch > 0:
+            keep = self._refine(progress)
         return TrainingOutcome(
-            best_path=self.best_path, last_path=self.last_path, history=progress.history,
+            best_path=keep, last_path=self.last_path, history=progress.history,
             best_metric=progress.best_metric, best_epoch=progress.best_epoch,
             stop_reason=stop_reason, seconds=self.clock() - started,
         )
@@ -289,6 +312,8 @@ class Trainer:
                     batch, self.optimisers, self.config.grad_clip
                 ))
                 self.context.broadcast_state(self.model, parameters=False)
+                if self.average is not None:
+                    self.average.update_parameters(self.model)
                 if not math.isfinite(step_losses["loss"]):
                     raise CalosimError(
                         f"training diverged at epoch {progress.epoch + 1} (loss "
@@ -312,11 +337,54 @@ class Trainer:
     def _batch(self, permutation: torch.Tensor, index: int) -> Batch:
         size = self.config.batch_size
         rows = np.sort(self.data.index[permutation[index * size : (index + 1) * size].numpy()])
-        rows = self.context.shard(rows)
+        return self._rows_batch(self.context.shard(rows), self.noise_generator)
+
+    def _rows_batch(self, rows: np.ndarray, generator: torch.Generator) -> Batch:
         images = torch.from_numpy(np.asarray(self.model_images(self.data.responses[rows]),
                                              np.float32))
         conditions = torch.from_numpy(np.asarray(self.data.conditions[rows], np.float32))
-        return Batch(images.to(self.device), conditions.to(self.device), self.noise_generator)
+        return Batch(images.to(self.device), conditions.to(self.device), generator)
+
+    def _training_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        size = self.config.batch_size
+        for start in range(0, len(self.data.index), size):
+            yield self._rows_batch(self.data.index[start : start + size], generator)
+
+    # ----------------------------------------------------------------- refinement
+
+    def _refine(self, progress: _Progress) -> Path:
+        """The model's refinement phase (GenerativeModel.refine) on the best model of the
+        epochs, scored like an epoch. Returns the model file to keep: refined.pt when it
+        scores better, else best.pt. It always starts from best.pt with its own seed, so a
+        resumed run that refines again gets the same result."""
+        self.model.load_state_dict(load_simulator(self.best_path, str(self.device)).model
+                                   .state_dict())
+        started = self.clock()
+        generator = torch.Generator().manual_seed(_seed_for(self.seed, 4))
+        losses = self.model.refine(self._training_batches(generator), generator, self.progress)
+        train_seconds = self.clock() - started
+        started = self.clock()
+        scores = self.evaluate()
+        metric = self.monitored(scores)
+        improved = metric < progress.best_metric
+        save_model_file(
+            self.refined_path, self.simulator, data_fingerprint=self.data_fingerprint,
+            seed=self.seed,
+            extra={"epoch": progress.best_epoch, "refined": True, "validation": dict(scores)},
+        )
+        record = {
+            "epoch": progress.best_epoch, "phase": "refine", "partial": False,
+            "train": losses or {}, "val": scores, "monitor": metric, "best": improved,
+            "learning_rate": None, "train_seconds": train_seconds,
+            "val_seconds": self.clock() - started,
+        }
+        progress.history.append(record)
+        self._write_history(progress.history)
+        self._log(record)
+        if not improved:
+            return self.best_path
+        progress.best_metric = metric
+        return self.refined_path
 
     # ----------------------------------------------------------------- validation
 
@@ -344,15 +412,16 @@ class Trainer:
         self, progress: _Progress, losses: dict[str, float], train_seconds: float, partial: bool
     ) -> dict[str, Any]:
         started = self.clock()
-        scores = self.evaluate()
-        metric = self.monitored(scores)
-        improved = metric < progress.best_metric
-        if improved:
-            progress.best_metric = metric
-            progress.best_epoch = progress.epoch + 1
-            progress.epochs_without_improvement = 0
-            self.save_best(progress.epoch + 1, scores)
-        elif not partial:
+        with self._averaged_weights():
+            scores = self.evaluate()
+            metric = self.monitored(scores)
+            improved = metric < progress.best_metric
+            if improved:
+                progress.best_metric = metric
+                progress.best_epoch = progress.epoch + 1
+                progress.epochs_without_improvement = 0
+                self.save_best(progress.epoch + 1, scores)
+        if not improved and not partial:
             progress.epochs_without_improvement += 1
         record = {
             "epoch": progress.epoch + 1,
@@ -367,6 +436,20 @@ class Trainer:
         }
         progress.history.append(record)
         return record
+
+    @contextlib.contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """The moving-average weights in the model for the duration (training.ema_decay);
+        the training weights are put back afterwards."""
+        if self.average is None:
+            yield
+            return
+        training = {name: value.clone() for name, value in self.model.state_dict().items()}
+        self.model.load_state_dict(self.average.module.state_dict())
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(training)
 
     def monitored(self, scores: Mapping[str, Any]) -> float:
         """The validation number that picks the best epoch (lower is better)."""
@@ -395,6 +478,7 @@ class Trainer:
             return
         state = {
             "model": self.model.state_dict(),
+            "average": None if self.average is None else self.average.state_dict(),
             "optimisers": [optimiser.state_dict() for optimiser in self.optimisers],
             "epoch": progress.epoch,
             "next_batch": progress.next_batch,
@@ -435,6 +519,10 @@ class Trainer:
                 f"the same number (now {self.context.world_size})"
             )
         self.model.load_state_dict(state["model"])
+        if self.average is not None:
+            if state.get("average") is None:
+                raise CalosimError(f"{self.last_path}: written without training.ema_decay")
+            self.average.load_state_dict(state["average"])
         for optimiser, saved in zip(self.optimisers, state["optimisers"], strict=True):
             optimiser.load_state_dict(saved)
         self.shuffle_generator.set_state(state["rng"]["shuffle"].cpu())
@@ -462,8 +550,12 @@ class Trainer:
     def _log(self, record: Mapping[str, Any] | None) -> None:
         if record is None or not self.context.is_main:
             return
+        label = (
+            f"refinement of epoch {record['epoch']}" if record.get("phase") == "refine"
+            else f"epoch {record['epoch']}{' (partial)' if record['partial'] else ''}"
+        )
         line = (
-            f"epoch {record['epoch']}{' (partial)' if record['partial'] else ''}: "
+            f"{label}: "
             f"loss {record['train'].get('loss', float('nan')):.5g}  "
             f"{self.describe_scores(record['val'])}"
             f"{'  *best*' if record['best'] else ''}  "

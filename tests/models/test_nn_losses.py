@@ -1,5 +1,5 @@
-"""Building-block losses: Laplacian pyramid L1, channel sums, conditional Sinkhorn, latent
-diversity, MMD."""
+"""Building-block losses: Laplacian pyramid L1, channel sums, conditional Sinkhorn, energy
+score, latent diversity, MMD."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from calosim.nn.losses import (
     ConditionalSinkhorn,
     channel_error,
+    energy_score,
     laplacian_pyramid,
     laplacian_pyramid_l1,
     latent_diversity,
@@ -124,3 +125,28 @@ def test_channel_error_counts_photons_of_the_five_channels() -> None:
     assert channel_error(images, brighter, "l1", 10.0).item() == pytest.approx(1.0, rel=1e-5)
     expected = math.log1p(50.0) ** 2 / 5
     assert channel_error(images, brighter, "log_mse", 1.0).item() == pytest.approx(expected)
+
+
+def test_energy_score_is_lowest_for_the_true_conditional_distribution() -> None:
+    # targets t ~ N(mu_i, 0.5^2) per condition i; the true law must beat a collapsed one
+    # (the conditional mean), an over-dispersed one and a shifted one
+    generator = torch.Generator().manual_seed(7)
+    means = torch.randn(4000, 2, generator=generator)
+    targets = means + 0.5 * torch.randn(4000, 2, generator=generator)
+
+    def score(spread: float, shift: float = 0.0) -> float:
+        noise = torch.randn(4, 4000, 2, generator=generator)
+        return energy_score(means + shift + spread * noise, targets).item()
+
+    true = score(0.5)
+    assert true < score(0.01) - 0.02
+    assert true < score(1.0) - 0.02
+    assert true < score(0.5, shift=0.3) - 0.02
+
+
+def test_energy_score_of_a_point_mass_is_its_distance_and_needs_two_draws() -> None:
+    targets = torch.zeros(3, 2)
+    draws = torch.tensor([3.0, 4.0]).expand(2, 3, 2)  # both draws at distance 5, no spread
+    assert energy_score(draws, targets).item() == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="at least 2 draws"):
+        energy_score(draws[:1], targets)

@@ -10,6 +10,7 @@ import torch
 from calosim.errors import CalosimError
 from calosim.models import Batch, available_models, build_model, model_classes
 from calosim.models.sinkhorn_ae import SinkhornAEConfig, SinkhornAutoencoder
+from calosim.nn.losses import energy_score
 
 
 def make_batch(images: torch.Tensor, conditions: torch.Tensor, seed: int = 0) -> Batch:
@@ -37,6 +38,9 @@ def test_registry_knows_the_sae_and_rejects_unknown_names() -> None:
         ({"sinkhorn_weight": -1}, "sinkhorn_weight must not be negative"),
         ({"encoder": "conv"}, "encoder_channel_inputs needs encoder: mlp"),
         ({"condition_weights": [1, 2]}, "condition_weights must be empty or 9 numbers"),
+        ({"refine_draws": 1}, "refine_draws must be at least 2"),
+        ({"refine_steps": -1}, "refine_steps must not be negative"),
+        ({"refine_ema_decay": 1.0}, "refine_ema_decay in"),
     ],
 )
 def test_bad_model_configs_raise_one_line(values: dict, message: str) -> None:
@@ -119,6 +123,45 @@ def test_sinkhorn_gradient_reaches_encoder_and_noise_generator_only_recon_reache
     }
     assert grad_norm["encoder"] > 0 and grad_norm["noise"] > 0
     assert grad_norm["decoder"] == 0
+
+
+def generator_score(model: SinkhornAutoencoder, images, conditions) -> float:
+    """Energy score of 8 fixed-noise generator draws against the codes of ``images``."""
+    with torch.no_grad():
+        codes = model.encode(images)
+        noise = torch.randn(8 * len(codes), model.config.noise_dim,
+                            generator=torch.Generator().manual_seed(99))
+        draws = model.sample_codes(noise, conditions.repeat(8, 1)).reshape(8, *codes.shape)
+        return energy_score(draws, codes).item()
+
+
+def test_refinement_fits_the_generator_to_the_codes_and_freezes_the_autoencoder(
+    tiny_config, synthetic_batch
+) -> None:
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(dataclasses.replace(tiny_config, refine_steps=150,
+                                                    refine_batch_size=64))
+    images, conditions = synthetic_batch
+    autoencoder = {k: v.clone() for k, v in model.state_dict().items()
+                   if not k.startswith("noise_generator")}
+    before = generator_score(model, images, conditions)
+    chunks = [make_batch(images[:40], conditions[:40]), make_batch(images[40:], conditions[40:])]
+    losses = model.refine(chunks, torch.Generator().manual_seed(1))
+    assert model.refines and set(losses) == {"loss"}
+    assert generator_score(model, images, conditions) < before - 0.05
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in autoencoder.items())
+
+    torch.manual_seed(0)
+    again = SinkhornAutoencoder(dataclasses.replace(tiny_config, refine_steps=150,
+                                                    refine_batch_size=64))
+    again.refine(chunks, torch.Generator().manual_seed(1))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in again.state_dict().items())
+
+
+def test_no_refinement_by_default(tiny_config, synthetic_batch) -> None:
+    model = SinkhornAutoencoder(tiny_config)
+    assert not model.refines
+    assert model.refine([make_batch(*synthetic_batch)], torch.Generator()) is None
 
 
 def test_gate_zeroes_the_responses_it_predicts_empty(tiny_config, synthetic_batch) -> None:

@@ -92,6 +92,59 @@ def test_resume_after_a_time_budget_stop_mid_epoch(tmp_path, tiny_dataset, tiny_
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)
 
 
+def test_refinement_after_the_epochs_is_scored_and_kept_only_if_better(
+    tmp_path, tiny_dataset, tiny_run_config
+) -> None:
+    tiny_run_config["training"]["epochs"] = 2
+    tiny_run_config["model"]["refine_steps"] = 30
+    result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
+                               progress=False)
+    run = result.run_dir
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [record.get("phase") for record in history] == [None, None, "refine"]
+    refinement = history[-1]
+    assert refinement["epoch"] == result.metrics["best_epoch"]
+    assert "refinement of epoch" in (run / "train.log").read_text()
+    kept = run / "checkpoints" / ("refined.pt" if refinement["best"] else "best.pt")
+    assert (run / "model.pt").read_bytes() == kept.read_bytes()
+    assert (run / "checkpoints" / "refined.pt").is_file()
+    # the refined generator differs; the autoencoder is the best epoch's
+    refined = calosim.load(run / "checkpoints" / "refined.pt").model.state_dict()
+    best = calosim.load(run / "checkpoints" / "best.pt").model.state_dict()
+    assert all(torch.equal(refined[k], best[k]) for k in best if not k.startswith("noise"))
+    assert not all(torch.equal(refined[k], best[k]) for k in best if k.startswith("noise"))
+    # resuming the finished run refines the same best model again, to the same result
+    resumed = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run,
+                                progress=False, resume=True)
+    assert resumed.metrics["test"] == result.metrics["test"]
+    again = calosim.load(run / "checkpoints" / "refined.pt").model.state_dict()
+    assert all(torch.equal(again[k], refined[k]) for k in refined)
+
+
+def test_moving_average_weights_are_validated_kept_and_resumed(
+    tmp_path, tiny_dataset, tiny_run_config
+) -> None:
+    tiny_run_config["training"]["ema_decay"] = 0.9
+    tiny_run_config["training"]["epochs"] = 1
+    one = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "one",
+                            progress=False)
+    state = load_training_state(one.run_dir / "checkpoints" / "last.pt")
+    average = {k.removeprefix("module."): v for k, v in state["average"].items()
+               if k.startswith("module.")}
+    kept = calosim.load(one.model_path).model.state_dict()
+    assert all(torch.equal(kept[k], average[k]) for k in kept)
+    assert not all(torch.equal(kept[k], state["model"][k]) for k in kept)
+    # an interrupted run resumes its average too
+    tiny_run_config["training"]["epochs"] = 2
+    straight = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "straight",
+                                 progress=False)
+    train_from_config(tiny_run_config, data=tiny_dataset, out_dir=one.run_dir, progress=False,
+                      resume=True)
+    expected = load_training_state(straight.run_dir / "checkpoints" / "last.pt")["average"]
+    resumed = load_training_state(one.run_dir / "checkpoints" / "last.pt")["average"]
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
 def test_data_from_a_file_and_yaml_config_with_overrides(tmp_path, tiny_dataset, tiny_run_config):
     data_path = tmp_path / "tiny.h5"
     write_dataset(data_path, tiny_dataset)
@@ -135,6 +188,7 @@ def test_early_stopping(tmp_path, tiny_dataset, tiny_run_config) -> None:
         ("colour=blue", "unknown key config.colour"),
         ("training", "expected key.path=value"),
         ("training.epochs.x=1", "training.epochs is not a section"),
+        ("training.ema_decay=1.5", "ema_decay must lie in"),
     ],
 )
 def test_bad_configs_raise_one_line(tmp_path, tiny_dataset, tiny_run_config, override, message):
