@@ -4,8 +4,9 @@ A config has a ``model:`` section (``name`` from the registry plus that model's
 hyper-parameters, or just the name), a ``training:`` section (TrainingConfig) and a few
 run options (RunOptions: data file, seed, split, standardiser, rounding, test size).
 The run directory receives config.yaml (resolved, with the seed), split.npz,
-train.log, metrics.jsonl, checkpoints/{last,best}.pt, model.pt (the best model, a
-model file for calosim.load) and metrics.json (final validation/test scores, timing).
+train.log, metrics.jsonl, checkpoints/{last,best}.pt (and refined.pt for a model with a
+refinement phase), model.pt (the best model, a model file for calosim.load) and
+metrics.json (final validation/test scores, timing).
 """
 
 from __future__ import annotations
