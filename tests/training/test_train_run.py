@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,11 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_training_state(path)["model"]
 
 
+def equal_tensors(first: dict, second: dict, keys: Iterable[str] | None = None) -> bool:
+    """Whether the tensors of ``keys`` (default: all of ``first``) are equal in both."""
+    return all(torch.equal(first[k], second[k]) for k in (first if keys is None else keys))
+
+
 def test_resume_continues_to_the_uninterrupted_result(tmp_path, tiny_dataset, tiny_run_config):
     straight = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "straight",
                                  progress=False)
@@ -66,7 +72,7 @@ def test_resume_continues_to_the_uninterrupted_result(tmp_path, tiny_dataset, ti
                                 progress=False, resume=True)
     final_straight = weights(straight.run_dir / "checkpoints" / "last.pt")
     final_resumed = weights(interrupted / "checkpoints" / "last.pt")
-    assert all(torch.equal(final_straight[k], final_resumed[k]) for k in final_straight)
+    assert equal_tensors(final_straight, final_resumed)
     assert resumed.metrics["test"] == straight.metrics["test"]
     lines = (interrupted / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
@@ -89,7 +95,7 @@ def test_resume_after_a_time_budget_stop_mid_epoch(tmp_path, tiny_dataset, tiny_
                       resume=True)
     expected = weights(straight.run_dir / "checkpoints" / "last.pt")
     resumed = weights(stopped_dir / "checkpoints" / "last.pt")
-    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    assert equal_tensors(expected, resumed)
 
 
 def test_refinement_after_the_epochs_is_scored_and_kept_only_if_better(
@@ -111,14 +117,14 @@ def test_refinement_after_the_epochs_is_scored_and_kept_only_if_better(
     # the refined generator differs; the autoencoder is the best epoch's
     refined = calosim.load(run / "checkpoints" / "refined.pt").model.state_dict()
     best = calosim.load(run / "checkpoints" / "best.pt").model.state_dict()
-    assert all(torch.equal(refined[k], best[k]) for k in best if not k.startswith("noise"))
-    assert not all(torch.equal(refined[k], best[k]) for k in best if k.startswith("noise"))
+    assert equal_tensors(refined, best, [k for k in best if not k.startswith("noise")])
+    assert not equal_tensors(refined, best, [k for k in best if k.startswith("noise")])
     # resuming the finished run refines the same best model again, to the same result
     resumed = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run,
                                 progress=False, resume=True)
     assert resumed.metrics["test"] == result.metrics["test"]
     again = calosim.load(run / "checkpoints" / "refined.pt").model.state_dict()
-    assert all(torch.equal(again[k], refined[k]) for k in refined)
+    assert equal_tensors(refined, again)
 
 
 def test_moving_average_weights_are_validated_kept_and_resumed(
@@ -132,8 +138,8 @@ def test_moving_average_weights_are_validated_kept_and_resumed(
     average = {k.removeprefix("module."): v for k, v in state["average"].items()
                if k.startswith("module.")}
     kept = calosim.load(one.model_path).model.state_dict()
-    assert all(torch.equal(kept[k], average[k]) for k in kept)
-    assert not all(torch.equal(kept[k], state["model"][k]) for k in kept)
+    assert equal_tensors(kept, average)
+    assert not equal_tensors(kept, state["model"])
     # an interrupted run resumes its average too
     tiny_run_config["training"]["epochs"] = 2
     straight = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "straight",
@@ -142,7 +148,7 @@ def test_moving_average_weights_are_validated_kept_and_resumed(
                       resume=True)
     expected = load_training_state(straight.run_dir / "checkpoints" / "last.pt")["average"]
     resumed = load_training_state(one.run_dir / "checkpoints" / "last.pt")["average"]
-    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    assert equal_tensors(expected, resumed)
 
 
 def test_data_from_a_file_and_yaml_config_with_overrides(tmp_path, tiny_dataset, tiny_run_config):
