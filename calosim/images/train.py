@@ -25,7 +25,7 @@ import torch
 
 from calosim.data.images import DEFAULT_DIGITS_SIZE, ImageDataset, load_image_benchmark
 from calosim.errors import CalosimError
-from calosim.images.generator import ImageGenerator, save_image_model
+from calosim.images.generator import ImageGenerator, load_image_generator, save_image_model
 from calosim.metrics.images import DEFAULT_NEIGHBOURS, feature_scores
 from calosim.models.base import config_from_dict, config_to_dict
 from calosim.models.registry import build_model, model_classes
@@ -171,9 +171,11 @@ class ImageTrainer(Trainer):
         return (f"val FID {scores['fid']:.4g}  precision {scores['precision']:.3f}  "
                 f"recall {scores['recall']:.3f}")
 
-    def save_best(self, epoch: int, scores: Mapping[str, Any]) -> None:
-        save_image_model(self.best_path, self.generator, seed=self.seed,
-                         extra={"epoch": epoch, "validation": dict(scores)})
+    def save_model(self, path: Path, extra: Mapping[str, Any]) -> None:
+        save_image_model(path, self.generator, seed=self.seed, extra=extra)
+
+    def load_weights(self, path: Path) -> None:
+        self.model.load_state_dict(load_image_generator(path, str(self.device)).model.state_dict())
 
 
 def train_images_from_config(

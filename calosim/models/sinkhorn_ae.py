@@ -271,11 +271,14 @@ class SinkhornAutoencoder(GenerativeModel):
     @torch.no_grad()
     def _training_codes(self, batches: Iterable[Batch]) -> tuple[torch.Tensor, torch.Tensor]:
         codes, conditions = [], []
+        was_training = self.encoder.training
+        self.encoder.eval()  # frozen: batch-norm statistics must not move either
         for batch in batches:
             # empty responses are the gate's; the AE never learnt codes for them
             keep = batch.images.flatten(1).amax(dim=1) > 0
             codes.append(self.encode(batch.images[keep]))
             conditions.append(batch.conditions[keep])
+        self.encoder.train(was_training)
         if sum(len(chunk) for chunk in codes) < 1:
             raise CalosimError("refinement needs non-empty training responses")
         return torch.cat(codes), torch.cat(conditions)

@@ -357,8 +357,7 @@ class Trainer:
         epochs, scored like an epoch. Returns the model file to keep: refined.pt when it
         scores better, else best.pt. It always starts from best.pt with its own seed, so a
         resumed run that refines again gets the same result."""
-        self.model.load_state_dict(load_simulator(self.best_path, str(self.device)).model
-                                   .state_dict())
+        self.load_weights(self.best_path)
         started = self.clock()
         generator = torch.Generator().manual_seed(_seed_for(self.seed, 4))
         losses = self.model.refine(self._training_batches(generator), generator, self.progress)
@@ -367,11 +366,8 @@ class Trainer:
         scores = self.evaluate()
         metric = self.monitored(scores)
         improved = metric < progress.best_metric
-        save_model_file(
-            self.refined_path, self.simulator, data_fingerprint=self.data_fingerprint,
-            seed=self.seed,
-            extra={"epoch": progress.best_epoch, "refined": True, "validation": dict(scores)},
-        )
+        self.save_model(self.refined_path, {"epoch": progress.best_epoch, "refined": True,
+                                            "validation": dict(scores)})
         record = {
             "epoch": progress.best_epoch, "phase": "refine", "partial": False,
             "train": losses or {}, "val": scores, "monitor": metric, "best": improved,
@@ -463,10 +459,16 @@ class Trainer:
 
     def save_best(self, epoch: int, scores: Mapping[str, Any]) -> None:
         """Write the model of a new best epoch to ``best_path`` as a model file."""
-        save_model_file(
-            self.best_path, self.simulator, data_fingerprint=self.data_fingerprint,
-            seed=self.seed, extra={"epoch": epoch, "validation": dict(scores)},
-        )
+        self.save_model(self.best_path, {"epoch": epoch, "validation": dict(scores)})
+
+    def save_model(self, path: Path, extra: Mapping[str, Any]) -> None:
+        """Write the model as it is now to ``path`` as a model file, with ``extra``."""
+        save_model_file(path, self.simulator, data_fingerprint=self.data_fingerprint,
+                        seed=self.seed, extra=extra)
+
+    def load_weights(self, path: Path) -> None:
+        """Put the weights of the model file ``path`` (one this trainer wrote) in the model."""
+        self.model.load_state_dict(load_simulator(path, str(self.device)).model.state_dict())
 
     def _save_state(self, progress: _Progress) -> None:
         # The generators of the other ranks go into rank 0's checkpoint, so a resumed

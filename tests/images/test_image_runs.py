@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from image_helpers import CONFIGS, DIGITS_CONFIGS, assert_one_line_error, invoke
 
@@ -88,3 +89,17 @@ def test_the_benchmark_and_train_refuse_what_they_cannot_use(tmp_path):
     result = invoke("train", CONFIGS / "digits_cvae.yaml", "--data", tmp_path / "zn.h5",
                     "--out", tmp_path / "run", "--no-progress")
     assert_one_line_error(result, "reads its benchmark from data:")
+
+
+def test_an_image_sae_refines_and_averages_its_weights(tmp_path):
+    out = tmp_path / "refined"
+    result = invoke("train", CONFIGS / "digits_e2e_sae.yaml", "training.epochs=1",
+                    "training.ema_decay=0.9", "model.refine_steps=20", "--out", out,
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "refinement of epoch 1" in (out / "train.log").read_text()
+    refined = load_image_generator(out / "checkpoints" / "refined.pt").model.state_dict()
+    best = load_image_generator(out / "checkpoints" / "best.pt").model.state_dict()
+    generator = [k for k in best if k.startswith("noise_generator")]
+    assert generator and not all(torch.equal(refined[k], best[k]) for k in generator)
+    assert all(torch.equal(refined[k], best[k]) for k in best if k not in generator)
