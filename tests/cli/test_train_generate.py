@@ -14,6 +14,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY_SAE = [
     "model.encoder_hidden=[32]", "model.decoder_hidden=[32]", "model.noise_hidden=[16]",
     "model.gate=false", "training.epochs=1", "training.batch_size=256",
+    "model.refine_steps=20",  # the config's 10,000 take minutes
 ]
 
 
@@ -24,6 +25,7 @@ def test_train_then_generate_then_validate(run, simulated, tmp_path):
     assert result.exit_code == 0, result.output
     model = run_dir / "model.pt"
     assert model.is_file()
+    assert "refinement of epoch 1" in (run_dir / "train.log").read_text()
 
     held_out = tmp_path / "split"
     assert run("split", simulated, "--out-dir", held_out, "--run", run_dir).exit_code == 0
