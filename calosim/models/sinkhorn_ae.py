@@ -250,7 +250,9 @@ class SinkhornAutoencoder(GenerativeModel):
             self.noise_generator, multi_avg_fn=get_ema_multi_avg_fn(c.refine_ema_decay)
         )
         self.noise_generator.train()
-        running = 0.0
+        # the loss reported: the mean over the last tenth of the steps, which the average sees
+        last = max(c.refine_steps // 10, 1)
+        reported = 0.0
         for step in tqdm(range(c.refine_steps), desc="refine", disable=not progress, leave=False):
             rows = torch.randint(len(codes), (c.refine_batch_size,), generator=generator)
             noise = torch.randn(c.refine_draws * len(rows), c.noise_dim, generator=generator)
@@ -262,11 +264,10 @@ class SinkhornAutoencoder(GenerativeModel):
             optimiser.step()
             schedule.step()
             average.update_parameters(self.noise_generator)
-            # the mean over the last tenth of the steps: the score the averaged weights reach
-            if step >= c.refine_steps - max(c.refine_steps // 10, 1):
-                running += float(loss.detach()) / max(c.refine_steps // 10, 1)
+            if step >= c.refine_steps - last:
+                reported += float(loss.detach()) / last
         self.noise_generator.load_state_dict(average.module.state_dict())
-        return {"loss": running}
+        return {"loss": reported}
 
     @torch.no_grad()
     def _training_codes(self, batches: Iterable[Batch]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -271,7 +271,7 @@ class Trainer:
         if stop_reason == "time budget":
             self._log(progress.history[-1])
         keep = self.best_path
-        if self.model.refines and self.context.is_main and progress.best_epoch > 0:
+        if self.model.refines and progress.best_epoch > 0:
             keep = self._refine(progress)
         return TrainingOutcome(
             best_path=keep, last_path=self.last_path, history=progress.history,
@@ -356,11 +356,14 @@ class Trainer:
         """The model's refinement phase (GenerativeModel.refine) on the best model of the
         epochs, scored like an epoch. Returns the model file to keep: refined.pt when it
         scores better, else best.pt. It always starts from best.pt with its own seed, so a
-        resumed run that refines again gets the same result."""
+        resumed run that refines again gets the same result. Under torchrun every process
+        refines alike (their gradients are averaged); rank 0 scores and writes."""
         self.load_weights(self.best_path)
         started = self.clock()
         generator = torch.Generator().manual_seed(_seed_for(self.seed, 4))
         losses = self.model.refine(self._training_batches(generator), generator, self.progress)
+        if not self.context.is_main:
+            return self.best_path
         train_seconds = self.clock() - started
         started = self.clock()
         scores = self.evaluate()

@@ -30,8 +30,10 @@ def main(data: str, out: Path) -> None:
     run.Trainer.fit = _fit_and_save_replica
     sae = {
         "model": {"name": "e2e_sae", "latent_dim": 4, "encoder_hidden": [32],
-                  "decoder_hidden": [16, 32], "noise_hidden": [16], "sinkhorn_blur": 0.1},
-        "training": {"epochs": 2, "batch_size": 100, "validation_size": 50, "patience": None},
+                  "decoder_hidden": [16, 32], "noise_hidden": [16], "sinkhorn_blur": 0.1,
+                  "refine_steps": 10, "refine_batch_size": 64},
+        "training": {"epochs": 2, "batch_size": 100, "validation_size": 50, "patience": None,
+                     "ema_decay": 0.9},
         "seed": 5, "test_size": 50,
     }
     # A GAN: two optimisers, several backward passes a step, batch-norm buffers.

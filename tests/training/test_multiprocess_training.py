@@ -54,8 +54,10 @@ def test_rank_zero_writes_a_loadable_model_and_one_log(two_process_runs: Path,
                                                          tiny_dataset) -> None:
     run = two_process_runs / "sae"
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [record["epoch"] for record in history] == [1, 2]
-    assert len((run / "train.log").read_text().splitlines()) == 2
+    assert [(record["epoch"], record.get("phase")) for record in history][:2] == [
+        (1, None), (2, None)]
+    assert history[2]["phase"] == "refine" and len(history) == 3
+    assert len((run / "train.log").read_text().splitlines()) == 3
     assert json.loads((run / "metrics.json").read_text())["test"]["n"] == 50
     responses = calosim.load(run / "model.pt").simulate(tiny_dataset.particles[:10], seed=1)
     assert responses.shape == (10, 44, 44) and np.all(responses >= 0)
