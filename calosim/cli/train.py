@@ -17,7 +17,8 @@ from calosim.cli.options import device_option, progress_option, seed_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory (default: runs/<config name>).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Time budget: stop cleanly after this many minutes, keeping the best model.")
+              help="Time budget for the epochs: stop cleanly after this many minutes, keeping "
+                   "the best model (a model's refinement phase, if any, follows).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @seed_option
 @device_option
