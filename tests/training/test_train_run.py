@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,9 +19,13 @@ from calosim.training.checkpoint import load_training_state
 from calosim.training.run import train_from_config
 
 
+def train_tiny(config: dict, dataset, out_dir: Path, **options) -> Any:
+    """train_from_config on the tiny data, without a progress bar."""
+    return train_from_config(config, data=dataset, out_dir=out_dir, progress=False, **options)
+
+
 def test_run_produces_a_loadable_model_and_its_records(tmp_path, tiny_dataset, tiny_run_config):
-    result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
-                               progress=False)
+    result = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "run")
     run = result.run_dir
     for name in ("config.yaml", "split.npz", "train.log", "metrics.jsonl", "metrics.json",
                  "model.pt", "checkpoints/last.pt", "checkpoints/best.pt"):
@@ -46,10 +51,8 @@ def test_run_produces_a_loadable_model_and_its_records(tmp_path, tiny_dataset, t
 
 def test_same_seed_same_run(tmp_path, tiny_dataset, tiny_run_config) -> None:
     tiny_run_config["training"]["epochs"] = 1
-    first = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "a",
-                              progress=False)
-    second = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "b",
-                               progress=False)
+    first = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "a")
+    second = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "b")
     assert first.metrics["test"] == second.metrics["test"]
 
 
@@ -63,13 +66,10 @@ def equal_tensors(first: dict, second: dict, keys: Iterable[str] | None = None) 
 
 
 def test_resume_continues_to_the_uninterrupted_result(tmp_path, tiny_dataset, tiny_run_config):
-    straight = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "straight",
-                                 progress=False)
+    straight = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "straight")
     interrupted = tmp_path / "interrupted"
-    train_from_config(tiny_run_config, data=tiny_dataset, out_dir=interrupted, progress=False,
-                      overrides=["training.epochs=1"])
-    resumed = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=interrupted,
-                                progress=False, resume=True)
+    train_tiny(tiny_run_config, tiny_dataset, interrupted, overrides=["training.epochs=1"])
+    resumed = train_tiny(tiny_run_config, tiny_dataset, interrupted, resume=True)
     final_straight = weights(straight.run_dir / "checkpoints" / "last.pt")
     final_resumed = weights(interrupted / "checkpoints" / "last.pt")
     assert equal_tensors(final_straight, final_resumed)
@@ -81,18 +81,15 @@ def test_resume_continues_to_the_uninterrupted_result(tmp_path, tiny_dataset, ti
 def test_resume_after_a_time_budget_stop_mid_epoch(tmp_path, tiny_dataset, tiny_run_config):
     tiny_run_config["training"]["epochs"] = 1
     tiny_run_config["training"]["batch_size"] = 20
-    straight = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "straight",
-                                 progress=False)
+    straight = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "straight")
     stopped_dir = tmp_path / "stopped"
-    stopped = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=stopped_dir,
-                                progress=False, max_minutes=1e-6)
+    stopped = train_tiny(tiny_run_config, tiny_dataset, stopped_dir, max_minutes=1e-6)
     assert stopped.metrics["stop_reason"] == "time budget"
     state = load_training_state(stopped_dir / "checkpoints" / "last.pt")
     assert state["epoch"] == 0 and state["next_batch"] < 20
     kept = calosim.load(stopped.model_path)
     assert kept.simulate(tiny_dataset.particles[:5], seed=0).shape == (5, 44, 44)
-    train_from_config(tiny_run_config, data=tiny_dataset, out_dir=stopped_dir, progress=False,
-                      resume=True)
+    train_tiny(tiny_run_config, tiny_dataset, stopped_dir, resume=True)
     expected = weights(straight.run_dir / "checkpoints" / "last.pt")
     resumed = weights(stopped_dir / "checkpoints" / "last.pt")
     assert equal_tensors(expected, resumed)
@@ -103,8 +100,7 @@ def test_refinement_after_the_epochs_is_scored_and_kept_only_if_better(
 ) -> None:
     tiny_run_config["training"]["epochs"] = 2
     tiny_run_config["model"]["refine_steps"] = 30
-    result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
-                               progress=False)
+    result = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "run")
     run = result.run_dir
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [record.get("phase") for record in history] == [None, None, "refine"]
@@ -120,8 +116,7 @@ def test_refinement_after_the_epochs_is_scored_and_kept_only_if_better(
     assert equal_tensors(refined, best, [k for k in best if not k.startswith("noise")])
     assert not equal_tensors(refined, best, [k for k in best if k.startswith("noise")])
     # resuming the finished run refines the same best model again, to the same result
-    resumed = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run,
-                                progress=False, resume=True)
+    resumed = train_tiny(tiny_run_config, tiny_dataset, run, resume=True)
     assert resumed.metrics["test"] == result.metrics["test"]
     again = calosim.load(run / "checkpoints" / "refined.pt").model.state_dict()
     assert equal_tensors(refined, again)
@@ -132,8 +127,7 @@ def test_moving_average_weights_are_validated_kept_and_resumed(
 ) -> None:
     tiny_run_config["training"]["ema_decay"] = 0.9
     tiny_run_config["training"]["epochs"] = 1
-    one = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "one",
-                            progress=False)
+    one = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "one")
     state = load_training_state(one.run_dir / "checkpoints" / "last.pt")
     average = {k.removeprefix("module."): v for k, v in state["average"].items()
                if k.startswith("module.")}
@@ -142,10 +136,8 @@ def test_moving_average_weights_are_validated_kept_and_resumed(
     assert not equal_tensors(kept, state["model"])
     # an interrupted run resumes its average too
     tiny_run_config["training"]["epochs"] = 2
-    straight = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "straight",
-                                 progress=False)
-    train_from_config(tiny_run_config, data=tiny_dataset, out_dir=one.run_dir, progress=False,
-                      resume=True)
+    straight = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "straight")
+    train_tiny(tiny_run_config, tiny_dataset, one.run_dir, resume=True)
     expected = load_training_state(straight.run_dir / "checkpoints" / "last.pt")["average"]
     resumed = load_training_state(one.run_dir / "checkpoints" / "last.pt")["average"]
     assert equal_tensors(expected, resumed)
@@ -167,17 +159,15 @@ def test_data_from_a_file_and_yaml_config_with_overrides(tmp_path, tiny_dataset,
 
 def test_exponent_without_a_dot_is_a_number(tmp_path, tiny_dataset, tiny_run_config) -> None:
     # YAML 1.1 reads "1e-4" as a string; users write it in configs and overrides
-    result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
-                               progress=False, overrides=["training.epochs=1",
-                                                          "training.learning_rate=2e-4"])
+    result = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "run",
+                        overrides=["training.epochs=1", "training.learning_rate=2e-4"])
     saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
     assert saved["training"]["learning_rate"] == pytest.approx(2e-4)
 
 
 def test_early_stopping(tmp_path, tiny_dataset, tiny_run_config) -> None:
     tiny_run_config["training"].update(epochs=30, patience=1, learning_rate=1e-9)
-    result = train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
-                               progress=False)
+    result = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "run")
     assert result.metrics["stop_reason"] == "early stopping"
     assert result.metrics["epochs_run"] < 30
 
@@ -199,8 +189,7 @@ def test_early_stopping(tmp_path, tiny_dataset, tiny_run_config) -> None:
 )
 def test_bad_configs_raise_one_line(tmp_path, tiny_dataset, tiny_run_config, override, message):
     with pytest.raises(CalosimError, match=message) as raised:
-        train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "run",
-                          progress=False, overrides=[override])
+        train_tiny(tiny_run_config, tiny_dataset, tmp_path / "run", overrides=[override])
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "run").exists()
 
@@ -221,15 +210,14 @@ def test_config_file_problems(tmp_path, tiny_dataset) -> None:
 def test_refuses_to_overwrite_or_resume_a_different_run(tmp_path, tiny_dataset, tiny_run_config):
     tiny_run_config["training"]["epochs"] = 1
     run = tmp_path / "run"
-    train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run, progress=False)
+    train_tiny(tiny_run_config, tiny_dataset, run)
     with pytest.raises(CalosimError, match="already holds a training run"):
-        train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run, progress=False)
+        train_tiny(tiny_run_config, tiny_dataset, run)
     with pytest.raises(CalosimError, match="model.latent_dim differs"):
-        train_from_config(tiny_run_config, data=tiny_dataset, out_dir=run, progress=False,
-                          resume=True, overrides=["model.latent_dim=5"])
+        train_tiny(tiny_run_config, tiny_dataset, run, resume=True,
+                   overrides=["model.latent_dim=5"])
     with pytest.raises(CalosimError, match="trained on other data"):
         train_from_config(tiny_run_config, data=tiny_dataset.subset(np.arange(450)), out_dir=run,
                           progress=False, resume=True)
     with pytest.raises(CalosimError, match="nothing to resume"):
-        train_from_config(tiny_run_config, data=tiny_dataset, out_dir=tmp_path / "new",
-                          progress=False, resume=True)
+        train_tiny(tiny_run_config, tiny_dataset, tmp_path / "new", resume=True)
