@@ -8,6 +8,7 @@ from calosim.diffusion.ancestral import AncestralSampler
 from calosim.diffusion.base import DenoiseFunction, Sampler
 from calosim.diffusion.config import SAMPLING_SETTINGS, DiffusionConfig, SamplingSettings
 from calosim.diffusion.ddim import DDIMSampler
+from calosim.diffusion.dpm_solver import DPMSolverSampler
 from calosim.diffusion.noise import StepNoise
 from calosim.diffusion.prediction import (
     diffusion_loss,
@@ -21,6 +22,7 @@ __all__ = [
     "SAMPLING_SETTINGS",
     "AncestralSampler",
     "DDIMSampler",
+    "DPMSolverSampler",
     "DenoiseFunction",
     "DiffusionConfig",
     "NoiseSchedule",

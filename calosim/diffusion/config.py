@@ -9,11 +9,12 @@ from typing import Any, Literal
 from calosim.diffusion.ancestral import AncestralSampler, AncestralVariance
 from calosim.diffusion.base import Sampler
 from calosim.diffusion.ddim import DDIMSampler
+from calosim.diffusion.dpm_solver import DPMSolverSampler
 from calosim.diffusion.prediction import Objective, Prediction
 from calosim.diffusion.schedules import NoiseSchedule, ScheduleKind
 from calosim.models.base import ModelConfig
 
-SamplerKind = Literal["ddim", "ancestral"]
+SamplerKind = Literal["ddim", "dpm_solver", "ancestral"]
 # Settings that change only how a trained model samples, not what it learned.
 SAMPLING_SETTINGS = ("sampler", "sampling_steps", "eta", "ancestral_variance", "guidance_scale")
 
@@ -53,6 +54,8 @@ class DiffusionConfig(ModelConfig):
             raise ValueError(f"sampling_steps must be at least 1, got {self.sampling_steps}")
         if self.eta < 0:
             raise ValueError(f"eta must not be negative, got {self.eta}")
+        if self.sampler == "dpm_solver" and self.eta != 0:
+            raise ValueError("sampler dpm_solver is deterministic: eta must be 0")
         if not 0 <= self.condition_dropout < 1:
             raise ValueError(f"condition_dropout must lie in [0, 1), got {self.condition_dropout}")
         if self.guidance_scale < 0:
@@ -74,6 +77,8 @@ class DiffusionConfig(ModelConfig):
         """The sampler these settings name, on ``schedule``."""
         if self.sampler == "ancestral":
             return AncestralSampler(schedule, self.prediction, clip, self.ancestral_variance)
+        if self.sampler == "dpm_solver":
+            return DPMSolverSampler(schedule, self.prediction, clip, self.sampling_steps)
         return DDIMSampler(schedule, self.prediction, clip, self.sampling_steps, self.eta)
 
 

@@ -14,6 +14,7 @@ from calosim.diffusion import (
     AncestralSampler,
     DDIMSampler,
     DiffusionConfig,
+    DPMSolverSampler,
     NoiseSchedule,
     prediction_target,
 )
@@ -95,6 +96,49 @@ def test_ddim_timesteps_are_evenly_spaced_and_include_both_ends() -> None:
                                                          start_noise(4), start=10, end=10)
 
 
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
+def test_dpm_solver_is_a_second_order_solver_of_the_ddim_ode(prediction: str) -> None:
+    """Both solve the same probability-flow ODE, whose solution 1000 DDIM steps give to
+    high accuracy: DPM-Solver++(2M) lands closer to it than DDIM with the same steps, and
+    its error falls faster than DDIM's when the steps double (DDIM's halves: first order).
+    Measured: 10 steps 0.11 against 0.24, 20 steps 0.011 against 0.12."""
+    schedule = NoiseSchedule.cosine(1000)
+    denoise = exact_denoiser(schedule, prediction)
+    x_start = start_noise(2000)
+    exact = DDIMSampler(schedule, prediction, steps=1000).sample(denoise, x_start)
+
+    def error(sampler: DDIMSampler) -> float:
+        return (sampler.sample(denoise, x_start) - exact).abs().max().item()
+
+    ddim_10 = error(DDIMSampler(schedule, prediction, steps=10))
+    ddim_20 = error(DDIMSampler(schedule, prediction, steps=20))
+    dpm_10 = error(DPMSolverSampler(schedule, prediction, steps=10))
+    dpm_20 = error(DPMSolverSampler(schedule, prediction, steps=20))
+    assert ddim_20 > ddim_10 / 2.5
+    assert dpm_10 < ddim_10 / 1.5
+    assert dpm_20 < ddim_20 / 5
+    assert dpm_20 < dpm_10 / 4
+    # few deterministic steps shrink the spread (DDIM 20 steps: 0.363 for 0.4)
+    draws = DPMSolverSampler(schedule, prediction, steps=20).sample(denoise, x_start)
+    assert draws.mean().item() == pytest.approx(MU, abs=0.02)
+    assert draws.std().item() == pytest.approx(SD, rel=0.03)
+
+
+def test_dpm_solver_starts_as_ddim_and_forgets_between_runs() -> None:
+    """Its first step (no earlier estimate) is the DDIM step; a run does not carry the
+    previous run's estimates."""
+    schedule = NoiseSchedule.linear(100)
+    denoise = exact_denoiser(schedule)
+    x_start = start_noise(100)
+    single = DPMSolverSampler(schedule, "epsilon", steps=1)
+    assert torch.equal(single.sample(denoise, x_start, end=50),
+                       DDIMSampler(schedule, "epsilon", steps=1).sample(denoise, x_start, end=50))
+    sampler = DPMSolverSampler(schedule, "epsilon", steps=5)
+    first = sampler.sample(denoise, x_start)
+    sampler.sample(denoise, start_noise(100, seed=1))
+    assert torch.equal(sampler.sample(denoise, x_start), first)
+
+
 def test_config_builds_the_named_sampler_and_checks_values() -> None:
     config = DiffusionConfig(diffusion_steps=100, schedule="linear", sampler="ancestral")
     schedule = config.build_schedule()
@@ -102,7 +146,10 @@ def test_config_builds_the_named_sampler_and_checks_values() -> None:
                                                   AncestralSampler)
     ddim = DiffusionConfig(sampling_steps=7, eta=0.5).build_sampler(schedule)
     assert isinstance(ddim, DDIMSampler) and ddim.steps == 7 and ddim.eta == 0.5
+    dpm = DiffusionConfig(sampler="dpm_solver", sampling_steps=6).build_sampler(schedule)
+    assert isinstance(dpm, DPMSolverSampler) and dpm.steps == 6
     for bad in ({"diffusion_steps": 1}, {"eta": -1.0}, {"guidance_scale": 1.0},
-                {"condition_dropout": 1.0}, {"beta_start": 0.1, "beta_end": 0.01}):
+                {"condition_dropout": 1.0}, {"beta_start": 0.1, "beta_end": 0.01},
+                {"sampler": "dpm_solver", "eta": 0.5}):
         with pytest.raises(ValueError):
             DiffusionConfig(**bad)
