@@ -115,6 +115,52 @@ def reconstruct_counts(model: Any, responses: np.ndarray, rounding: str, seed: i
     return counts
 
 
+SPREAD_SEEDS = (3, 4, 5, 6, 7)
+
+
+def seed_spread(model_file: Path, test: Path, seeds: Sequence[int] = SPREAD_SEEDS
+                ) -> dict[str, Any]:
+    """W1 and MAE of a model over several generation seeds, beside a second Monte Carlo
+    with the same seeds: one seed is one draw, and the floor itself moves by 10-20 %
+    between seeds, so a ratio to the floor is read on the means."""
+    from calosim.data import read_dataset
+    from calosim.metrics import channel_mae, channel_wasserstein
+    from calosim.simulators.montecarlo import MonteCarloSimulator
+    from calosim.training.checkpoint import load_simulator
+
+    reference = read_dataset(test)
+    real = reference.responses[:]
+    rows: dict[str, dict[str, list[float]]] = {}
+    for name, simulator in (("model", load_simulator(model_file)),
+                            ("floor", MonteCarloSimulator())):
+        rows[name] = {"w1": [], "mae": []}
+        for seed in seeds:
+            generated = simulator.simulate(reference.particles, seed=seed)
+            rows[name]["w1"].append(float(channel_wasserstein(real, generated).mean))
+            rows[name]["mae"].append(float(channel_mae(real, generated)))
+    means = {name: {key: float(np.mean(values)) for key, values in row.items()}
+             for name, row in rows.items()}
+    return {"seeds": list(seeds), **rows, "means": means,
+            "w1_ratio_of_means": means["model"]["w1"] / means["floor"]["w1"],
+            "mae_ratio_of_means": means["model"]["mae"] / means["floor"]["mae"]}
+
+
+def seed_spread_line(label: str, spread: dict[str, Any]) -> str:
+    """One markdown table row: label, W1 per seed, mean, floor mean, ratio of the means."""
+    return (f"| {label} | " + " / ".join(f"{w:.2f}" for w in spread["model"]["w1"])
+            + f" | {spread['means']['model']['w1']:.2f} | "
+            + " / ".join(f"{w:.2f}" for w in spread["floor"]["w1"])
+            + f" | {spread['means']['floor']['w1']:.2f} | "
+            f"**{spread['w1_ratio_of_means']:.2f}x** | {spread['mae_ratio_of_means']:.2f}x |")
+
+
+SEED_SPREAD_HEADER = [
+    "| model | W1 per generation seed | mean | floor W1 per MC seed | mean | W1 ratio of means "
+    "| MAE ratio of means |",
+    "|---|---|---|---|---|---|---|",
+]
+
+
 def data_description(data: Path) -> str:
     """How a data file was made, from the attributes calosim writes into it."""
     from calosim.data.dataset import describe_file

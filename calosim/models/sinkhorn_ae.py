@@ -23,9 +23,13 @@ and on the ZN set the refit brings the channel W1 from about 3x to 1.2-1.5x the 
 floor (validation/zdc_baselines/results.md).
 
 The MLP encoder also receives log(1 + x) of the 5 channel sums of its input, so the
-code can carry them exactly. Generation runs only n and p, sized for CPU throughput. An
-optional gate (a classifier of y, as in the ALICE deployment) decides which particles
-give an empty response; the AE is then trained on the non-empty ones only.
+code can carry them exactly. The decoder is an MLP (``decoder: mlp``), a transposed-conv
+net (``conv``), or, for ZN responses, an MLP whose 5 channel sums are outputs of their own
+(``channel_totals``, calosim.nn.channel_decoder): the channel term then trains the sums
+directly instead of bargaining with the pixel terms. Generation runs only n and p, sized
+for CPU throughput. An optional gate (a classifier of y, as in the ALICE deployment)
+decides which particles give an empty response; the AE is then trained on the non-empty
+ones only.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from calosim.errors import CalosimError
 from calosim.metrics import N_CHANNELS, channels
 from calosim.models.base import Batch, DataShapeConfig, GenerativeModel
 from calosim.models.registry import register
+from calosim.nn.channel_decoder import ChannelTotalsDecoder
 from calosim.nn.conv import ConvDecoder, ConvEncoder
 from calosim.nn.losses import (
     ConditionalSinkhorn,
@@ -71,7 +76,7 @@ class SinkhornAEConfig(DataShapeConfig):
     encoder_hidden: tuple[int, ...] = (512, 128)
     encoder_channels: tuple[int, ...] = (16, 32, 32)
     encoder_channel_inputs: bool = True
-    decoder: Literal["mlp", "conv"] = "mlp"
+    decoder: Literal["mlp", "conv", "channel_totals"] = "mlp"
     decoder_hidden: tuple[int, ...] = (256, 512)
     decoder_channels: tuple[int, ...] = (16, 8)
     noise_hidden: tuple[int, ...] = (128, 128, 128)
@@ -104,6 +109,9 @@ class SinkhornAEConfig(DataShapeConfig):
         super().__post_init__()
         self.require_zn(channel_weight=self.channel_weight,
                         encoder_channel_inputs=self.encoder_channel_inputs)
+        if self.decoder == "channel_totals" and not self.is_zn:
+            raise ValueError("decoder: channel_totals predicts the 5 ZN channel sums, which "
+                             f"images of shape {list(self.image_shape)} lack; use mlp or conv")
         if self.gate and self.condition_dim == 0:
             raise ValueError("gate needs conditions (condition_dim > 0); set gate: false")
         if self.refine_draws < 2:
@@ -171,6 +179,11 @@ class SinkhornAutoencoder(GenerativeModel):
             self.decoder: nn.Module = ConvDecoder(
                 c.latent_dim, c.decoder_hidden, c.decoder_channels, c.image_shape,
                 activation_name=c.activation,
+            )
+        elif c.decoder == "channel_totals":
+            self.decoder = ChannelTotalsDecoder(
+                c.latent_dim, c.decoder_hidden, c.image_shape, activation_name=c.activation,
+                initial_total=c.channel_scale,  # the typical channel sum
             )
         else:
             self.decoder = ImageMLPDecoder(

@@ -32,6 +32,9 @@ def test_registry_knows_the_sae_and_rejects_unknown_names() -> None:
         ({"latent_dim": 2.5}, "model.latent_dim: expected an integer"),
         ({"gate": 1}, "model.gate: expected true or false"),
         ({"decoder": "transformer"}, "model.decoder: expected one of 'mlp', 'conv'"),
+        ({"decoder": "channel_totals", "image_shape": [28, 28], "condition_dim": 0,
+          "gate": False, "channel_weight": 0, "encoder_channel_inputs": False,
+          "condition_weights": []}, "decoder: channel_totals predicts the 5 ZN channel sums"),
         ({"decoder_hidden": 64}, "model.decoder_hidden: expected a list"),
         ({"latent_dim": 0}, "latent_dim must be at least 1"),
         ({"sinkhorn_scaling": 1.5}, "sinkhorn_scaling must lie in"),
@@ -57,6 +60,7 @@ def test_config_values_are_converted_to_declared_types() -> None:
 
 @pytest.mark.parametrize("architecture", [
     {"encoder": "mlp", "decoder": "mlp"},
+    {"encoder": "mlp", "decoder": "channel_totals"},
     {"encoder": "conv", "encoder_channel_inputs": False, "encoder_channels": (4, 8),
      "decoder": "conv", "decoder_channels": (4, 2)},
 ])

@@ -12,6 +12,8 @@ Every step is a `calosim` command, recorded in the results file so it can be red
               calosim validate --reference WORK/split/test.h5 --generated ...
                   --floor WORK/floor.h5 --json
               calosim bench --model WORK/MODEL/model.pt --n 100000 --json
+    spread    each model over generation seeds 3-7, beside a second Monte Carlo with the
+              same seeds (in-process; see campaign.seed_spread)
 
 Run from the repository root:
     .venv/bin/python validation/zdc_baselines/run_baselines.py --models cvae cwae cgan
@@ -30,12 +32,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from campaign import (  # noqa: E402
+    FLOOR_SEED,
+    GENERATION_SEED,
     REPOSITORY,
+    SEED_SPREAD_HEADER,
     Campaign,
     campaign_arguments,
     commands_section,
     data_description,
     machine_line,
+    seed_spread,
+    seed_spread_line,
     start_campaign,
     write_results,
 )
@@ -67,6 +74,7 @@ def evaluate_model(
                      str(args.max_minutes), "--no-progress")
     result = campaign.evaluate(model_file, run_dir / "generated.h5", test, floor, args.bench_n)
     result["training"] = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    result["seed_spread"] = seed_spread(model_file, test)
     return result
 
 
@@ -111,6 +119,17 @@ def results_markdown(
         lines.append("| " + " | ".join(cells) + " |")
     lines.append(f"| floor (2nd Monte Carlo) | {_number(floor['wasserstein']['mean'])} | 1.00 | "
                  f"{_number(floor.get('mae'))} | 1.00 | | | | |")
+    seeds = next(iter(results.values()))["seed_spread"]["seeds"]
+    lines += [
+        "",
+        f"One generation seed is one draw. Over generation seeds {', '.join(map(str, seeds))} "
+        f"(the table above: seed {GENERATION_SEED} against the seed-{FLOOR_SEED} floor), "
+        "against a second Monte Carlo with the same seeds:",
+        "",
+        *SEED_SPREAD_HEADER,
+        *(seed_spread_line(f"{LABELS.get(model, model)} (`{model}`)", result["seed_spread"])
+          for model, result in results.items()),
+    ]
     lines += [
         "",
         "Thesis table 4.3.1 / Deja et al. 2020, GEANT4 ZN data (not this Monte Carlo; compare "

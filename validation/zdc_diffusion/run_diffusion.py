@@ -1,5 +1,5 @@
 """Validate the diffusion simulators on the ZN Monte Carlo: latent diffusion fidelity and
-speed per number of DDIM steps, and the sampling cost of the pixel-space models.
+speed per sampler and number of steps, and the sampling cost of the pixel-space models.
 
 Every data step is a `calosim` command, recorded in the results so it can be redone:
 
@@ -10,13 +10,15 @@ Every data step is a `calosim` command, recorded in the results so it can be red
                   --seed SEED --max-minutes M          (unless --autoencoder is given)
     latent    calosim train configs/zdc/latent_diffusion.yaml model.autoencoder=SAE
                   --data DATA --out WORK/latent_diffusion --seed SEED --max-minutes M
-    per K     WORK/latent_diffusion/steps_K.pt: the model file with K DDIM steps
-                  (``model.set_sampling(sampling_steps=K)``, then saved again)
-              calosim generate --model steps_K.pt --particles WORK/split/test.h5
-                  --out WORK/latent_diffusion/generated_K.h5 --seed 3
+    per S, K  WORK/latent_diffusion/S_K.pt: the model file sampling with sampler S (ddim,
+                  dpm_solver) in K steps (``model.set_sampling(...)``, then saved again)
+              calosim generate --model S_K.pt --particles WORK/split/test.h5
+                  --out WORK/latent_diffusion/generated_S_K.h5 --seed 3
               calosim validate --reference WORK/split/test.h5 --generated ...
                   --floor WORK/floor.h5 --json
-              calosim bench --model steps_K.pt --n 100000 --threads T --json
+              calosim bench --model S_K.pt --n 100000 --threads T --json
+    spread    the last sampler at --spread-steps over generation seeds 3-7, beside a second
+              Monte Carlo with the same seeds (in-process; see campaign.seed_spread)
 
 The pixel-space models (ddpm, daed, joint_diffusion) are GPU-class: here only their
 sampling time per response is measured, at their config's size, for each step count.
@@ -39,14 +41,18 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from campaign import (  # noqa: E402
+    FLOOR_SEED,
     GENERATION_SEED,
     REPOSITORY,
+    SEED_SPREAD_HEADER,
     Campaign,
     campaign_arguments,
     commands_section,
     data_description,
     machine_line,
     reconstruct_counts,
+    seed_spread,
+    seed_spread_line,
     start_campaign,
     write_results,
 )
@@ -54,15 +60,16 @@ from campaign import (  # noqa: E402
 PIXEL_MODELS = ("ddpm", "daed", "joint_diffusion")
 
 
-def resaved(model_file: Path, out: Path, rounding: str, steps: int | None = None) -> Path:
+def resaved(model_file: Path, out: Path, rounding: str, steps: int | None = None,
+            sampler: str = "ddim") -> Path:
     """A copy of a model file that rounds its counts with ``rounding`` and, for a diffusion
-    model, samples with ``steps`` DDIM steps: generation options, not weights."""
+    model, samples with ``sampler`` in ``steps`` steps: generation options, not weights."""
     from calosim.training.checkpoint import load_simulator, save_model_file
 
     simulator = load_simulator(model_file)
     simulator.round_counts, simulator.rounding = True, rounding
     if steps is not None:
-        simulator.model.set_sampling(sampler="ddim", sampling_steps=steps)
+        simulator.model.set_sampling(sampler=sampler, sampling_steps=steps, eta=0.0)
     payload = torch.load(model_file, map_location="cpu", weights_only=True)
     return save_model_file(out, simulator, data_fingerprint=payload.get("data_fingerprint"),
                            seed=payload.get("seed"), extra=payload.get("extra"))
@@ -84,20 +91,27 @@ def evaluate_latent(
                      "--seed", str(args.seed), "--max-minutes", str(args.max_minutes),
                      "--no-progress")
     per_steps: dict[str, Any] = {}
-    for steps in args.steps:
-        variant = run_dir / f"steps_{steps}.pt"
-        resaved(model_file, variant, args.rounding, steps)
-        campaign.note(f"{variant.name}: model.pt re-saved with set_sampling(sampling_steps="
-                      f"{steps}), rounding {args.rounding}")
-        per_steps[str(steps)] = result = campaign.evaluate(
-            variant, run_dir / f"generated_{steps}.h5", test, floor, args.bench_n,
-            args.bench_threads,
-        )
-        validation, bench = result["validation"], result["bench"]
-        metrics = validation["metrics"]
-        print(f"{steps} steps: W1 {metrics['wasserstein']['mean']:.2f}  MAE "
-              f"{metrics['mae']:.2f}  {bench['responses_per_second']:,.0f} responses/s",
-              flush=True)
+    for sampler in args.samplers:
+        for steps in args.steps:
+            variant = run_dir / f"{sampler}_{steps}.pt"
+            resaved(model_file, variant, args.rounding, steps, sampler)
+            campaign.note(f"{variant.name}: model.pt re-saved with set_sampling(sampler="
+                          f"{sampler!r}, sampling_steps={steps}), rounding {args.rounding}")
+            per_steps[f"{sampler} {steps}"] = result = campaign.evaluate(
+                variant, run_dir / f"generated_{sampler}_{steps}.h5", test, floor, args.bench_n,
+                args.bench_threads,
+            )
+            validation, bench = result["validation"], result["bench"]
+            metrics = validation["metrics"]
+            print(f"{sampler} {steps} steps: W1 {metrics['wasserstein']['mean']:.2f}  MAE "
+                  f"{metrics['mae']:.2f}  {bench['responses_per_second']:,.0f} responses/s",
+                  flush=True)
+    if args.spread_steps:
+        sampler, steps = args.samplers[-1], args.spread_steps
+        variant = run_dir / f"{sampler}_{steps}.pt"
+        resaved(model_file, variant, args.rounding, steps, sampler)
+        per_steps["seed_spread"] = {"sampler": sampler, "steps": steps,
+                                    **seed_spread(variant, test)}
     training = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     return {"training": training, "steps": per_steps}
 
@@ -172,15 +186,20 @@ def results_markdown(results: dict[str, Any], campaign: Campaign,
         "test particle; (Nx): ratio to the noise floor, a second Monte Carlo of the same "
         f"particles (W1 {floor_w1:.2f}, MAE {floor_mae:.2f}). Target: W1 and MAE <= 1.3x.",
         "",
-        "## Latent diffusion: fidelity and speed per number of DDIM steps",
+        "## Latent diffusion: fidelity and speed per sampler and number of steps",
         "",
         f"Autoencoder: `{results['autoencoder']}`. Training: {training['epochs_run']} epochs, "
         f"{training['train_seconds'] / 60:.1f} min, stop: {training['stop_reason']}.",
         "",
-        "| DDIM steps | W1 (x floor) | MAE (x floor) | responses/s | ms/response |",
+        "Sampler ddim: DDIM, eta 0; dpm_solver: DPM-Solver++(2M), the same steps, second order.",
+        "",
+        "| sampler, steps | W1 (x floor) | MAE (x floor) | responses/s | ms/response |",
         "|---|---|---|---|---|",
     ]
+    spread = latent["steps"].get("seed_spread")
     for steps, result in latent["steps"].items():
+        if steps == "seed_spread":
+            continue
         metrics, bench = result["validation"]["metrics"], result["bench"]
         lines.append(f"| {steps} | {_ratio(metrics['wasserstein']['mean'], floor_w1)} | "
                      f"{_ratio(metrics['mae'], floor_mae)} | "
@@ -196,6 +215,19 @@ def results_markdown(results: dict[str, Any], campaign: Campaign,
         "(the decoder's own error) | "
         f"{_ratio(recon['w1'], floor_w1)} | {_ratio(recon['mae'], floor_mae)} | | |",
         "",
+    ]
+    if spread is not None:
+        lines += [
+            f"Over generation seeds {', '.join(map(str, spread['seeds']))} (the table above: "
+            f"seed {GENERATION_SEED} against the seed-{FLOOR_SEED} floor), against a second "
+            "Monte Carlo with the same seeds:",
+            "",
+            *SEED_SPREAD_HEADER,
+            seed_spread_line(f"latent diffusion, {spread['sampler']} {spread['steps']} steps",
+                             spread),
+            "",
+        ]
+    lines += [
         "## Pixel-space models: CPU sampling time per response",
         "",
         f"Config-size models (configs/zdc/*.yaml), batch {args.pixel_batch}, "
@@ -228,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--autoencoder", type=Path, default=None,
                         help="e2e SAE model file (default: train one in WORK/e2e_sae)")
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 25, 50])
+    parser.add_argument("--samplers", nargs="+", choices=["ddim", "dpm_solver"],
+                        default=["ddim", "dpm_solver"])
+    parser.add_argument("--spread-steps", type=int, default=25,
+                        help="steps of the last sampler evaluated over 5 seeds (0: skip)")
     parser.add_argument("--pixel-steps", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--pixel-batch", type=int, default=2)
     # nearest rounding of sparse fractional pixels loses photons (2-4 % of a channel)
