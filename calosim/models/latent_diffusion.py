@@ -12,8 +12,12 @@ is read, that file's model name and config are copied into ``model.autoencoder_c
 and its weights are loaded into this model, where they are saved with the rest; a
 latent diffusion model file therefore never needs the autoencoder file again. (A config
 that already holds ``autoencoder_config``, like a run's config.yaml, carries no weights:
-training from it is refused; remove the key to read the file again.) The autoencoder's
-empty-response gate, if any, is not used: every response, empty or not, is a code.
+training from it is refused; remove the key to read the file again.) With ``use_gate`` (the
+default) and an autoencoder that has an empty-response gate (the e2e SAE's), that gate
+decides which particles give an empty response, as in the autoencoder's own generation,
+and the diffusion learns the codes of the non-empty responses only: the encoder never saw
+an empty one. Without (the behaviour of files written before the option), every
+response, empty or not, is a code.
 The autoencoder is rebuilt from its stored config by the current code of its model, so,
 as for that model's own files, its code must keep reading old configs the old way.
 
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +73,9 @@ class LatentDiffusionConfig(DiffusionConfig):
     activation: Activation = "relu"
     prediction: Prediction = "v"
     sampling_steps: int = 10
+    use_gate: bool = True
+
+    file_defaults: ClassVar[dict[str, Any]] = {"use_gate": False}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -163,6 +170,8 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
         self.autoencoder.eval()
         with torch.no_grad():
             self.latent_dim = int(self.autoencoder.encode(torch.zeros(2, *RESPONSE_SHAPE)).shape[1])
+        self.gated = (config.use_gate and hasattr(self.autoencoder, "apply_gate")
+                      and getattr(self.autoencoder, "gate", None) is not None)
         self.register_buffer("autoencoder_loaded", torch.tensor(weights is not None))
         self.register_buffer("latent_stats_fitted", torch.tensor(False))
         self.register_buffer("latent_mean", torch.zeros(self.latent_dim))
@@ -176,7 +185,8 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
-        return (self.latent_dim,)
+        # with the gate, one more normal number decides (through its CDF) empty or not
+        return (self.latent_dim + (1 if self.gated else 0),)
 
     def train(self, mode: bool = True) -> LatentDiffusion:
         """Train mode for the denoiser only: the frozen autoencoder stays in eval mode."""
@@ -219,15 +229,21 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
                 "latent diffusion: model.autoencoder_config is set but no autoencoder weights "
                 "were loaded; remove autoencoder_config so they are read from model.autoencoder"
             )
+        images, conditions = batch.images, batch.conditions
+        if self.gated:
+            keep = images.flatten(1).amax(dim=1) > 0
+            images, conditions = images[keep], conditions[keep]
+            if images.shape[0] == 0:
+                return {"loss": images.new_zeros((), requires_grad=True)}
         if not bool(self.latent_stats_fitted):
-            self.fit_latent_statistics(batch.images)
-        z0 = self.encode(batch.images)
+            self.fit_latent_statistics(images)
+        z0 = self.encode(images)
         n = z0.shape[0]
         t = self.schedule.timesteps_from_uniform(batch.rand(n))
         noise = batch.randn(n, self.latent_dim)
         z_t = self.schedule.q_sample(z0, t, noise)
         drop = batch.rand(n) < c.condition_dropout if c.condition_dropout > 0 else None
-        emb = self.time_embedding(t) + self.condition_embedding(batch.conditions, drop)
+        emb = self.time_embedding(t) + self.condition_embedding(conditions, drop)
         output = self.denoiser(z_t, emb)
         loss = diffusion_loss(c.prediction, c.objective, output, z0, z_t, noise, t,
                               self.schedule).mean()
@@ -252,5 +268,8 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
                                                                            strict=True)])
             return output + w * (output - unconditional)
 
-        latents = self.sampler.sample(denoise, noise.reshape(-1, self.latent_dim))
-        return self.decode(latents)
+        latents = self.sampler.sample(denoise, noise[:, : self.latent_dim])
+        images = self.decode(latents)
+        if self.gated:
+            self.autoencoder.apply_gate(images, noise[:, self.latent_dim], conditions)
+        return images

@@ -231,11 +231,16 @@ class SinkhornAutoencoder(GenerativeModel):
         c = self.config
         images = self.decode(self.sample_codes(noise[:, : c.noise_dim], conditions))
         if self.gate is not None:
-            uniform = 0.5 * (1.0 + torch.erf(noise[:, c.noise_dim] / math.sqrt(2.0)))
-            empty = uniform < self.empty_probability(conditions)
-            # in place on the decoder's fresh output: touches only the empty rows
-            images[empty] = 0.0
+            self.apply_gate(images, noise[:, c.noise_dim], conditions)
         return images
+
+    def apply_gate(
+        self, images: torch.Tensor, gate_noise: torch.Tensor, conditions: torch.Tensor
+    ) -> None:
+        """Empty, in place, the rows the gate draws as empty: row i is empty when the
+        normal CDF of gate_noise[i] falls below P(empty | y_i)."""
+        uniform = 0.5 * (1.0 + torch.erf(gate_noise / math.sqrt(2.0)))
+        images[uniform < self.empty_probability(conditions)] = 0.0
 
     @property
     def refines(self) -> bool:

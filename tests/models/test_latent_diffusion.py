@@ -53,7 +53,10 @@ def test_the_autoencoder_is_read_from_its_file_and_frozen(sae_file: Path, synthe
     model = latent_model(sae_file)
     assert model.config.autoencoder_config["model_name"] == "e2e_sae"
     assert model.config.autoencoder_config["config"]["latent_dim"] == 4
-    assert model.noise_shape == (4,) and bool(model.autoencoder_loaded)
+    assert bool(model.autoencoder_loaded)
+    # the code's 4 numbers and one for the autoencoder's empty-response gate
+    assert model.gated and model.noise_shape == (5,)
+    assert latent_model(sae_file, use_gate=False).noise_shape == (4,)
     saved = torch.load(sae_file, weights_only=True)["state_dict"]
     for name, value in model.autoencoder.state_dict().items():
         assert torch.equal(value, saved[name])
@@ -140,8 +143,9 @@ def test_sampling_with_precomputed_embedding_terms_equals_the_plain_forward(sae_
 
 
 def test_guidance_mixes_in_the_null_particle(sae_file: Path) -> None:
-    plain = latent_model(sae_file, condition_dropout=0.1).eval()
-    guided = latent_model(sae_file, condition_dropout=0.1, guidance_scale=1.5).eval()
+    plain = latent_model(sae_file, condition_dropout=0.1, use_gate=False).eval()
+    guided = latent_model(sae_file, condition_dropout=0.1, guidance_scale=1.5,
+                          use_gate=False).eval()
     for model in (plain, guided):
         with torch.no_grad():
             model.denoiser.output[-1].weight.normal_(0.0, 0.1,
@@ -152,6 +156,52 @@ def test_guidance_mixes_in_the_null_particle(sae_file: Path) -> None:
     with torch.inference_mode():
         assert not torch.allclose(plain.generate(noise, conditions),
                                   guided.generate(noise, conditions))
+
+
+def test_the_autoencoders_gate_decides_the_empty_responses(sae_file: Path) -> None:
+    """Row i is empty exactly when the gate draws it so from the last noise column (the
+    e2e SAE's own rule); the other rows are decoded codes."""
+    model = latent_model(sae_file).eval()
+    with torch.no_grad():
+        model.autoencoder.decoder.mlp.last_linear.bias.fill_(1.0)  # no row decodes to zeros
+    noise = torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
+    conditions = torch.randn(200, 9, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        images = model.generate(noise, conditions)
+        probability = model.autoencoder.empty_probability(conditions)
+    drawn_empty = 0.5 * (1 + torch.erf(noise[:, 4] / 2**0.5)) < probability
+    assert 0 < int(drawn_empty.sum()) < 200
+    assert torch.equal(images.flatten(1).amax(dim=1) <= 0, drawn_empty)
+
+
+def test_training_sees_the_non_empty_responses_only(sae_file: Path, synthetic_batch) -> None:
+    images, conditions = synthetic_batch
+    images = images.clone()
+    images[::2] = 0.0
+    model = latent_model(sae_file)
+    model.training_losses(make_batch(images, conditions))
+    with torch.no_grad():
+        codes = model.autoencoder.encode(images[1::2])
+    assert torch.allclose(model.latent_mean, codes.mean(0))
+    empty = model.training_losses(make_batch(torch.zeros_like(images), conditions))["loss"]
+    assert empty.item() == 0.0
+    empty.backward()  # a batch of empty responses trains nothing, and fails nothing
+    ungated = latent_model(sae_file, use_gate=False)
+    ungated.training_losses(make_batch(images, conditions))
+    with torch.no_grad():
+        assert torch.allclose(ungated.latent_mean, model.autoencoder.encode(images).mean(0))
+
+
+def test_files_from_before_the_gate_option_sample_without_it(sae_file: Path, tmp_path: Path):
+    model = latent_model(sae_file).eval()
+    simulator = LearnedSimulator(model, ParticleStandardiser.fit(raw_particles(100)),
+                                 model_name="latent_diffusion")
+    path = save_model_file(tmp_path / "latent.pt", simulator, seed=1)
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["use_gate"]
+    torch.save(payload, path)
+    loaded = load_simulator(path)
+    assert not loaded.model.gated and loaded.model.noise_shape == (4,)
 
 
 def test_the_model_file_holds_the_autoencoder(sae_file: Path, tmp_path: Path) -> None:
