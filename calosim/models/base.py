@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
+from calosim.data.transforms import counts_from_log
 from calosim.errors import CalosimError
 from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator
 
@@ -226,6 +227,11 @@ class GenerativeModel(nn.Module, ABC):
         """(B, *noise_shape) standard normal noise and (B, 9) standardised conditions ->
         (B, 44, 44) images in log(1 + counts) space. Deterministic given its inputs."""
 
+    def generate_counts(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        """``generate`` as photon counts (exp(x) - 1, clamped at 0): what a simulator
+        returns. Models whose decoder makes counts directly override it to skip the log."""
+        return counts_from_log(self.generate(noise, conditions))
+
     @property
     def refines(self) -> bool:
         """Whether ``refine`` has work to do after the epochs."""
@@ -316,8 +322,6 @@ class LearnedSimulator(DetectorSimulator):
     def _simulate(
         self, particles: np.ndarray, generators: Sequence[np.random.Generator]
     ) -> np.ndarray:
-        from calosim.data.transforms import counts_from_log
-
         conditions = np.asarray(self.standardiser.transform(particles), dtype=np.float32)
         noise_shape = tuple(self.model.noise_shape)
         responses = np.empty((len(particles), *RESPONSE_SHAPE), dtype=np.float32)
@@ -329,11 +333,10 @@ class LearnedSimulator(DetectorSimulator):
                     rows = slice(block * RANDOM_BLOCK, (block + 1) * RANDOM_BLOCK)
                     n_rows = len(conditions[rows])
                     noise = generator.standard_normal((n_rows, *noise_shape), dtype=np.float32)
-                    images = self.model.generate(
+                    counts = self.model.generate_counts(
                         torch.from_numpy(noise).to(self.device),
                         torch.from_numpy(conditions[rows]).to(self.device),
-                    )
-                    counts = counts_from_log(images).float().cpu().numpy()
+                    ).float().cpu().numpy()
                     out = responses[rows]  # a view: results are written in place
                     if self.round_counts and self.rounding == "stochastic":
                         # drawn after the model's noise, from the same block generator

@@ -27,6 +27,7 @@ Codes are standardised with the mean and standard deviation of the first trainin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
+from calosim.data.transforms import counts_from_log
 from calosim.diffusion.config import DiffusionConfig, SamplingSettings
 from calosim.diffusion.prediction import Prediction, diffusion_loss
 from calosim.errors import CalosimError, ModelFileError
@@ -212,6 +214,14 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
         """Standardised codes -> log-space images."""
         return self.autoencoder.decode(latents * self.latent_std + self.latent_mean)
 
+    def decode_counts(self, latents: torch.Tensor) -> torch.Tensor:
+        """Standardised codes -> photon counts, through the autoencoder's own counts path
+        when it has one."""
+        codes = latents * self.latent_std + self.latent_mean
+        if hasattr(self.autoencoder, "decode_counts"):
+            return self.autoencoder.decode_counts(codes)
+        return counts_from_log(self.autoencoder.decode(codes))
+
     def fit_latent_statistics(self, images: torch.Tensor) -> None:
         """Mean and standard deviation of the codes of ``images``, per latent dimension."""
         with torch.no_grad():
@@ -252,6 +262,15 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
     # ------------------------------------------------------------------- generation
 
     def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        return self._generated(noise, conditions, self.decode)
+
+    def generate_counts(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        return self._generated(noise, conditions, self.decode_counts)
+
+    def _generated(
+        self, noise: torch.Tensor, conditions: torch.Tensor,
+        decode: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
         w = self.config.guidance_scale
         particle = self.denoiser.embedding_terms(self.condition_embedding(conditions), bias=False)
         if w > 0:
@@ -269,7 +288,7 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
             return output + w * (output - unconditional)
 
         latents = self.sampler.sample(denoise, noise[:, : self.latent_dim])
-        images = self.decode(latents)
+        images = decode(latents)
         if self.gated:
             self.autoencoder.apply_gate(images, noise[:, self.latent_dim], conditions)
         return images

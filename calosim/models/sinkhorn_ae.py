@@ -35,7 +35,7 @@ ones only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -227,9 +227,24 @@ class SinkhornAutoencoder(GenerativeModel):
             return conditions.new_zeros(conditions.shape[0])
         return torch.sigmoid(self.gate(conditions).squeeze(1))
 
+    def decode_counts(self, codes: torch.Tensor) -> torch.Tensor:
+        """Latent codes -> photon counts (B, 44, 44), directly when the decoder makes them."""
+        if isinstance(self.decoder, ChannelTotalsDecoder):
+            return self.decoder.counts(codes)
+        return counts_from_log(self.decode(codes))
+
     def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        return self._generated(noise, conditions, self.decode)
+
+    def generate_counts(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        return self._generated(noise, conditions, self.decode_counts)
+
+    def _generated(
+        self, noise: torch.Tensor, conditions: torch.Tensor,
+        decode: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
         c = self.config
-        images = self.decode(self.sample_codes(noise[:, : c.noise_dim], conditions))
+        images = decode(self.sample_codes(noise[:, : c.noise_dim], conditions))
         if self.gate is not None:
             self.apply_gate(images, noise[:, c.noise_dim], conditions)
         return images

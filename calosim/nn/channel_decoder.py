@@ -45,19 +45,24 @@ class ChannelTotalsDecoder(nn.Module):
         # from S = 1 the totals of ZN responses take a few epochs to reach their scale
         with torch.no_grad():
             self.mlp.last_linear.bias[-N_CHANNELS:] = math.log(initial_total)
-        channel_of_pixel = torch.as_tensor(channel_mask(parity).argmax(axis=1))
-        order = torch.argsort(channel_of_pixel, stable=True)
-        self.register_buffer("order", order, persistent=False)
-        self.register_buffer("inverse_order", torch.argsort(order), persistent=False)
-        self.register_buffer("channel_of_sorted", channel_of_pixel[order], persistent=False)
-        self.group_sizes = torch.bincount(channel_of_pixel, minlength=N_CHANNELS).tolist()
+        mask = torch.tensor(channel_mask(parity), dtype=torch.float32)
+        self.register_buffer("mask", mask, persistent=False)  # (pixels, 5)
 
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+    def counts(self, codes: torch.Tensor) -> torch.Tensor:
+        """(N, 44, 44) photon counts: the generation path, without the log round trip."""
         outputs = self.mlp(codes)
         logits, log_totals = outputs[:, : -N_CHANNELS], outputs[:, -N_CHANNELS:]
         # softplus keeps log(1 + S_c) >= 0 with a gradient everywhere
         totals = F.softplus(log_totals).expm1()
-        grouped = logits[:, self.order].split(self.group_sizes, dim=1)
-        shares = torch.cat([group.softmax(dim=1) for group in grouped], dim=1)
-        counts = shares * totals[:, self.channel_of_sorted]
-        return counts[:, self.inverse_order].log1p().view(-1, *self.image_shape)
+        # A softmax per channel, in image order: the exponentials are shifted by the row's
+        # maximum (not the channel's: channels interleave), summed per channel by the 0/1
+        # mask, and each pixel gets its channel's total over that sum. A common shift of
+        # one channel's logits changes nothing, so no gradient pulls channels apart; only
+        # a channel ~87 nats below another would underflow (then it is dark).
+        shifted = (logits - logits.amax(dim=1, keepdim=True)).exp_()
+        mask = self.mask.to(shifted.dtype)
+        per_photon = totals / (shifted @ mask).clamp(min=torch.finfo(shifted.dtype).tiny)
+        return (shifted * (per_photon @ mask.T)).view(-1, *self.image_shape)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.counts(codes).log1p()

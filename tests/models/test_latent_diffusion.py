@@ -13,6 +13,7 @@ import yaml
 from baseline_helpers import make_batch, one_torch_thread, raw_particles
 
 from calosim.data.dataset import ZDCDataset
+from calosim.data.transforms import counts_from_log
 from calosim.data.transforms import ParticleStandardiser
 from calosim.errors import CalosimError, ModelFileError
 from calosim.models import LearnedSimulator, build_model
@@ -172,6 +173,15 @@ def test_the_autoencoders_gate_decides_the_empty_responses(sae_file: Path) -> No
     drawn_empty = 0.5 * (1 + torch.erf(noise[:, 4] / 2**0.5)) < probability
     assert 0 < int(drawn_empty.sum()) < 200
     assert torch.equal(images.flatten(1).amax(dim=1) <= 0, drawn_empty)
+
+
+def test_counts_path_matches_the_log_space_generation(sae_file: Path) -> None:
+    model = latent_model(sae_file).eval()
+    noise = torch.randn(30, 5, generator=torch.Generator().manual_seed(0))
+    conditions = torch.randn(30, 9, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert torch.allclose(model.generate_counts(noise, conditions),
+                              counts_from_log(model.generate(noise, conditions)), atol=1e-5)
 
 
 def test_training_sees_the_non_empty_responses_only(sae_file: Path, synthetic_batch) -> None:

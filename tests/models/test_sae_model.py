@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from calosim.data.transforms import counts_from_log
 from calosim.errors import CalosimError
 from calosim.models import Batch, available_models, build_model, model_classes
 from calosim.models.sinkhorn_ae import SinkhornAEConfig, SinkhornAutoencoder
@@ -77,6 +78,23 @@ def test_shapes(tiny_config: SinkhornAEConfig, synthetic_batch, architecture: di
     parts = {"loss", "mse", "laplacian", "channels", "sinkhorn", "diversity", "encoder_l2"}
     assert parts <= set(losses)
     assert all(value.shape == () and torch.isfinite(value) for value in losses.values())
+
+
+@pytest.mark.parametrize("decoder", ["mlp", "channel_totals"])
+def test_counts_path_matches_the_log_space_generation(tiny_config, synthetic_batch, decoder):
+    """generate_counts (what the simulator calls; channel_totals skips the log round trip)
+    gives the counts of generate, gate included."""
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(dataclasses.replace(tiny_config, decoder=decoder, gate=True))
+    model.eval()
+    _, conditions = synthetic_batch
+    noise = torch.randn(64, 11, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        counts = model.generate_counts(noise, conditions)
+        expected = counts_from_log(model.generate(noise, conditions))
+    assert torch.allclose(counts, expected, rtol=1e-4, atol=1e-4)
+    empty = counts.flatten(1).amax(dim=1) <= 0
+    assert 0 < int(empty.sum()) < 64
 
 
 def test_same_seed_same_model_and_generation(tiny_config, synthetic_batch) -> None:
