@@ -13,7 +13,7 @@ import dataclasses
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -281,6 +281,28 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise CalosimError(f"device {device!r} requested but CUDA is not available here")
     return resolved
+
+
+class DecodedGeneration:
+    """Mixin for models that generate through a decoder which can also give photon counts
+    directly (``decode`` and ``decode_counts``): both generation paths run the same
+    ``generate_with(noise, conditions, decode)``. List it before GenerativeModel."""
+
+    decode: Callable[[torch.Tensor], torch.Tensor]  # codes -> log(1 + counts) images
+    decode_counts: Callable[[torch.Tensor], torch.Tensor]  # codes -> counts
+
+    def generate_with(
+        self, noise: torch.Tensor, conditions: torch.Tensor,
+        decode: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Responses from noise and conditions, with ``decode`` as the last step."""
+        raise NotImplementedError
+
+    def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        return self.generate_with(noise, conditions, self.decode)
+
+    def generate_counts(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        return self.generate_with(noise, conditions, self.decode_counts)
 
 
 class LearnedSimulator(DetectorSimulator):

@@ -41,7 +41,7 @@ from calosim.data.transforms import counts_from_log
 from calosim.diffusion.config import DiffusionConfig, SamplingSettings
 from calosim.diffusion.prediction import Prediction, diffusion_loss
 from calosim.errors import CalosimError, ModelFileError
-from calosim.models.base import Batch, GenerativeModel
+from calosim.models.base import Batch, DecodedGeneration, GenerativeModel
 from calosim.models.registry import build_model, register
 from calosim.nn.embeddings import ConditionEmbedding, TimeEmbedding
 from calosim.nn.mlp import activation
@@ -144,7 +144,7 @@ class ResidualMLPDenoiser(nn.Module):
 
 
 @register("latent_diffusion")
-class LatentDiffusion(SamplingSettings, GenerativeModel):
+class LatentDiffusion(SamplingSettings, DecodedGeneration, GenerativeModel):
     """Conditional diffusion on frozen autoencoder codes, decoded to responses."""
 
     config_class = LatentDiffusionConfig
@@ -261,13 +261,7 @@ class LatentDiffusion(SamplingSettings, GenerativeModel):
 
     # ------------------------------------------------------------------- generation
 
-    def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return self._generated(noise, conditions, self.decode)
-
-    def generate_counts(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return self._generated(noise, conditions, self.decode_counts)
-
-    def _generated(
+    def generate_with(
         self, noise: torch.Tensor, conditions: torch.Tensor,
         decode: Callable[[torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:

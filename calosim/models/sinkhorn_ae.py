@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from calosim.data.transforms import counts_from_log, log_counts
 from calosim.errors import CalosimError
 from calosim.metrics import N_CHANNELS, channels
-from calosim.models.base import Batch, DataShapeConfig, GenerativeModel
+from calosim.models.base import Batch, DataShapeConfig, DecodedGeneration, GenerativeModel
 from calosim.models.registry import register
 from calosim.nn.channel_decoder import ChannelTotalsDecoder
 from calosim.nn.conv import ConvDecoder, ConvEncoder
@@ -156,7 +156,7 @@ class SinkhornAEConfig(DataShapeConfig):
 
 
 @register("e2e_sae")
-class SinkhornAutoencoder(GenerativeModel):
+class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
     """Conditional end-to-end Sinkhorn autoencoder with noise generator."""
 
     config_class = SinkhornAEConfig
@@ -233,13 +233,7 @@ class SinkhornAutoencoder(GenerativeModel):
             return self.decoder.counts(codes)
         return counts_from_log(self.decode(codes))
 
-    def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return self._generated(noise, conditions, self.decode)
-
-    def generate_counts(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return self._generated(noise, conditions, self.decode_counts)
-
-    def _generated(
+    def generate_with(
         self, noise: torch.Tensor, conditions: torch.Tensor,
         decode: Callable[[torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
