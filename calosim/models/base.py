@@ -283,7 +283,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-class DecodedGeneration:
+class DecodedGeneration(ABC):
     """Mixin for models that generate through a decoder which can also give photon counts
     directly (``decode`` and ``decode_counts``): both generation paths run the same
     ``generate_with(noise, conditions, decode)``. List it before GenerativeModel."""
@@ -291,12 +291,12 @@ class DecodedGeneration:
     decode: Callable[[torch.Tensor], torch.Tensor]  # codes -> log(1 + counts) images
     decode_counts: Callable[[torch.Tensor], torch.Tensor]  # codes -> counts
 
+    @abstractmethod
     def generate_with(
         self, noise: torch.Tensor, conditions: torch.Tensor,
         decode: Callable[[torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
         """Responses from noise and conditions, with ``decode`` as the last step."""
-        raise NotImplementedError
 
     def generate(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         return self.generate_with(noise, conditions, self.decode)
