@@ -14,9 +14,9 @@ O(h^2) per unit time: a few-step sampler that matches many DDIM steps. The first
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from calosim.diffusion.base import DenoiseFunction
 from calosim.diffusion.ddim import DDIMSampler
 from calosim.diffusion.noise import StepNoise
 from calosim.diffusion.prediction import Prediction
@@ -32,21 +32,19 @@ class DPMSolverSampler(DDIMSampler):
     ) -> None:
         super().__init__(schedule, prediction, clip, steps, eta=0.0)
         self._previous: tuple[int, torch.Tensor] | None = None
+        # lambda_t = log(s_t / sigma_t), half the schedule's log SNR; +inf at step 0
+        self._lambdas = 0.5 * schedule.log_snr()
 
-    def sample(self, *args, **kwargs) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def sample(
+        self, denoise: DenoiseFunction, x_start: torch.Tensor, *, start: int | None = None,
+        end: int = 0, noise: StepNoise | None = None,
+    ) -> torch.Tensor:
         # the multistep memory belongs to one run
         self._previous = None
         try:
-            return super().sample(*args, **kwargs)
+            return super().sample(denoise, x_start, start=start, end=end, noise=noise)
         finally:
             self._previous = None
-
-    def log_snr(self, t: int) -> float:
-        """lambda_t = log(s_t / sigma_t); +inf at step 0."""
-        alpha_bar = float(self.schedule.alphas_cumprod[t])
-        if alpha_bar >= 1.0:
-            return float("inf")
-        return 0.5 * (np.log(alpha_bar) - np.log1p(-alpha_bar))
 
     def update(
         self, x_t: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int,
@@ -56,9 +54,10 @@ class DPMSolverSampler(DDIMSampler):
         if previous is None or t_prev == 0:
             return super().update(x_t, x0, eps, t, t_prev, noise)
         step_before, x0_before = previous
-        h = self.log_snr(t_prev) - self.log_snr(t)
-        r = (self.log_snr(t) - self.log_snr(step_before)) / h
-        estimate = (1.0 + 0.5 / r) * x0 - (0.5 / r) * x0_before
+        lambdas = self._lambdas
+        h = lambdas[t_prev] - lambdas[t]
+        r = (lambdas[t] - lambdas[step_before]) / h
+        estimate = float(1.0 + 0.5 / r) * x0 - float(0.5 / r) * x0_before
         if self.clip is not None:
             estimate = estimate.clamp(*self.clip)
         # the DDIM step with the extrapolated x_0 and the noise estimate consistent with it
