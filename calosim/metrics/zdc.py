@@ -112,6 +112,20 @@ def _torch_channels(images: torch.Tensor, parity: str) -> torch.Tensor:
     return flat @ _torch_mask(parity, images.dtype, images.device)
 
 
+def with_channel_sums(counts: torch.Tensor, sums: torch.Tensor, parity: str = "odd"
+                      ) -> torch.Tensor:
+    """(N, 44, 44) counts scaled, channel by channel, so that their 5 channel sums are
+    ``sums`` (N, 5); the light keeps its spread within each channel. A channel with no
+    light stays dark (there is no spread to scale)."""
+    torch = sys.modules["torch"]  # counts is a tensor: torch is loaded
+    flat = counts.reshape(-1, N_PIXELS)
+    mask = _torch_mask(parity, counts.dtype, counts.device)
+    current = flat @ mask
+    scale = torch.where(current > 0, sums / current.clamp(min=torch.finfo(counts.dtype).tiny),
+                        torch.zeros_like(current))
+    return (flat * (scale @ mask.T)).view_as(counts)
+
+
 @functools.lru_cache(maxsize=16)
 def _torch_mask(parity: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     torch = sys.modules["torch"]

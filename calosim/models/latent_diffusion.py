@@ -18,6 +18,16 @@ decides which particles give an empty response, as in the autoencoder's own gene
 and the diffusion learns the codes of the non-empty responses only: the encoder never saw
 an empty one. Without (the behaviour of files written before the option), every
 response, empty or not, is a code.
+
+With ``diffuse_totals`` (the default; off for files from before the option) the diffused
+vector is the code followed by log(1 + S_c) of the response's 5 channel sums, and the
+decoded response is rescaled, channel by channel, to the generated sums. The sums are the
+5 signals a ZN reads out and what its metrics compare; an autoencoder's reconstructions
+regress towards the mean (the e2e SAE's lowest quarter of common-PMT sums came back ~30
+photons high, its top tenth ~75 low), so a latent model that only decodes codes cannot
+be closer to the Monte Carlo than its autoencoder. With the sums diffused, the decoder
+gives only how the light spreads within each channel, as in fast calorimeter simulations
+that generate per-layer energies and shapes separately (CaloFlow).
 The autoencoder is rebuilt from its stored config by the current code of its model, so,
 as for that model's own files, its code must keep reading old configs the old way.
 
@@ -37,10 +47,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
-from calosim.data.transforms import counts_from_log
+from calosim.data.transforms import counts_from_log, log_counts
 from calosim.diffusion.config import DiffusionConfig, SamplingSettings
 from calosim.diffusion.prediction import Prediction, diffusion_loss
 from calosim.errors import CalosimError, ModelFileError
+from calosim.metrics.zdc import N_CHANNELS, channels, with_channel_sums
 from calosim.models.base import Batch, DecodedGeneration, GenerativeModel
 from calosim.models.registry import build_model, register
 from calosim.nn.embeddings import ConditionEmbedding, TimeEmbedding
@@ -76,8 +87,9 @@ class LatentDiffusionConfig(DiffusionConfig):
     prediction: Prediction = "v"
     sampling_steps: int = 10
     use_gate: bool = True
+    diffuse_totals: bool = True
 
-    file_defaults: ClassVar[dict[str, Any]] = {"use_gate": False}
+    file_defaults: ClassVar[dict[str, Any]] = {"use_gate": False, "diffuse_totals": False}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -174,21 +186,23 @@ class LatentDiffusion(SamplingSettings, DecodedGeneration, GenerativeModel):
             self.latent_dim = int(self.autoencoder.encode(torch.zeros(2, *RESPONSE_SHAPE)).shape[1])
         self.gated = (config.use_gate and hasattr(self.autoencoder, "apply_gate")
                       and getattr(self.autoencoder, "gate", None) is not None)
+        # the diffused vector: the code, then (with diffuse_totals) the log channel sums
+        self.data_dim = self.latent_dim + (N_CHANNELS if config.diffuse_totals else 0)
         self.register_buffer("autoencoder_loaded", torch.tensor(weights is not None))
         self.register_buffer("latent_stats_fitted", torch.tensor(False))
-        self.register_buffer("latent_mean", torch.zeros(self.latent_dim))
-        self.register_buffer("latent_std", torch.ones(self.latent_dim))
+        self.register_buffer("latent_mean", torch.zeros(self.data_dim))
+        self.register_buffer("latent_std", torch.ones(self.data_dim))
         self.schedule = config.build_schedule()
         self.sampler = config.build_sampler(self.schedule)
         self.time_embedding = TimeEmbedding(config.embedding_dim)
         self.condition_embedding = ConditionEmbedding(N_ATTRIBUTES, config.embedding_dim)
-        self.denoiser = ResidualMLPDenoiser(self.latent_dim, config.embedding_dim, config.width,
+        self.denoiser = ResidualMLPDenoiser(self.data_dim, config.embedding_dim, config.width,
                                             config.depth, config.activation)
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
         # with the gate, one more normal number decides (through its CDF) empty or not
-        return (self.latent_dim + (1 if self.gated else 0),)
+        return (self.data_dim + (1 if self.gated else 0),)
 
     def train(self, mode: bool = True) -> LatentDiffusion:
         """Train mode for the denoiser only: the frozen autoencoder stays in eval mode."""
@@ -204,28 +218,41 @@ class LatentDiffusion(SamplingSettings, DecodedGeneration, GenerativeModel):
 
     # ---------------------------------------------------------------------- latents
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Log-space images -> standardised codes (no gradient into the autoencoder)."""
+    def latents_of(self, images: torch.Tensor) -> torch.Tensor:
+        """Log-space images -> the unstandardised vectors the diffusion learns: the codes,
+        then, with diffuse_totals, log(1 + channel sums)."""
         with torch.no_grad():
             codes = self.autoencoder.encode(images)
-        return (codes - self.latent_mean) / self.latent_std
+            if not self.config.diffuse_totals:
+                return codes
+            return torch.cat([codes, log_counts(channels(counts_from_log(images)))], dim=1)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Log-space images -> standardised latents (no gradient into the autoencoder)."""
+        return (self.latents_of(images) - self.latent_mean) / self.latent_std
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Standardised codes -> log-space images."""
+        """Standardised latents -> log-space images."""
+        if self.config.diffuse_totals:
+            return self.decode_counts(latents).log1p()
         return self.autoencoder.decode(latents * self.latent_std + self.latent_mean)
 
     def decode_counts(self, latents: torch.Tensor) -> torch.Tensor:
-        """Standardised codes -> photon counts, through the autoencoder's own counts path
-        when it has one."""
-        codes = latents * self.latent_std + self.latent_mean
+        """Standardised latents -> photon counts, through the autoencoder's own counts path
+        when it has one; with diffuse_totals, rescaled to the latents' channel sums."""
+        values = latents * self.latent_std + self.latent_mean
+        codes = values[:, : self.latent_dim]
         if hasattr(self.autoencoder, "decode_counts"):
-            return self.autoencoder.decode_counts(codes)
-        return counts_from_log(self.autoencoder.decode(codes))
+            counts = self.autoencoder.decode_counts(codes)
+        else:
+            counts = counts_from_log(self.autoencoder.decode(codes))
+        if not self.config.diffuse_totals:
+            return counts
+        return with_channel_sums(counts, counts_from_log(values[:, self.latent_dim :]).clamp(min=0))
 
     def fit_latent_statistics(self, images: torch.Tensor) -> None:
-        """Mean and standard deviation of the codes of ``images``, per latent dimension."""
-        with torch.no_grad():
-            codes = self.autoencoder.encode(images)
+        """Mean and standard deviation of the latents of ``images``, per dimension."""
+        codes = self.latents_of(images)
         self.latent_mean.copy_(codes.mean(dim=0))
         self.latent_std.copy_(codes.std(dim=0).clamp(min=1e-6))
         self.latent_stats_fitted.fill_(True)
@@ -250,7 +277,7 @@ class LatentDiffusion(SamplingSettings, DecodedGeneration, GenerativeModel):
         z0 = self.encode(images)
         n = z0.shape[0]
         t = self.schedule.timesteps_from_uniform(batch.rand(n))
-        noise = batch.randn(n, self.latent_dim)
+        noise = batch.randn(n, self.data_dim)
         z_t = self.schedule.q_sample(z0, t, noise)
         drop = batch.rand(n) < c.condition_dropout if c.condition_dropout > 0 else None
         emb = self.time_embedding(t) + self.condition_embedding(conditions, drop)
@@ -281,8 +308,8 @@ class LatentDiffusion(SamplingSettings, DecodedGeneration, GenerativeModel):
                                                                            strict=True)])
             return output + w * (output - unconditional)
 
-        latents = self.sampler.sample(denoise, noise[:, : self.latent_dim])
+        latents = self.sampler.sample(denoise, noise[:, : self.data_dim])
         images = decode(latents)
         if self.gated:
-            self.autoencoder.apply_gate(images, noise[:, self.latent_dim], conditions)
+            self.autoencoder.apply_gate(images, noise[:, self.data_dim], conditions)
         return images

@@ -9,6 +9,7 @@ import torch
 import calosim
 from calosim.errors import CalosimError
 from calosim.metrics import channel_mask, channels, observables
+from calosim.metrics.zdc import with_channel_sums
 
 # (x, y, expected channel index) for parity "odd": x + y even -> tower by quadrant,
 # x + y odd -> common PMT (index 4).
@@ -138,3 +139,21 @@ def test_bad_shape_raises_one_line_value_error(bad):
 def test_bad_parity_raises(parity):
     with pytest.raises(CalosimError, match="parity must be 'odd' or 'even'"):
         channels(np.ones((44, 44)), parity=parity)
+
+
+@pytest.mark.parametrize("parity", ["odd", "even"])
+def test_rescaling_to_channel_sums_keeps_the_spread_within_each_channel(parity):
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.rand(6, 44, 44, generator=generator, dtype=torch.float64)
+    counts[0].view(-1)[torch.from_numpy(channel_mask(parity)[:, 2] > 0)] = 0.0  # dark channel
+    sums = 1.0 + 500.0 * torch.rand(6, 5, generator=generator, dtype=torch.float64)
+    scaled = with_channel_sums(counts, sums, parity)
+    expected = sums.clone()
+    expected[0, 2] = 0.0  # no light to spread: the channel stays dark
+    assert torch.allclose(channels(scaled, parity), expected)
+    # within a channel, each pixel keeps its share of the channel's light
+    pixel_channel = torch.from_numpy(channel_mask(parity).argmax(axis=1))
+    ratio = (scaled / counts.clamp(min=1e-300)).reshape(6, -1)
+    factor = (expected / channels(counts, parity).clamp(min=1e-300))[:, pixel_channel]
+    lit = counts.reshape(6, -1) > 0
+    assert torch.allclose(ratio[lit], factor[lit])

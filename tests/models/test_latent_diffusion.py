@@ -13,9 +13,9 @@ import yaml
 from baseline_helpers import make_batch, one_torch_thread, raw_particles
 
 from calosim.data.dataset import ZDCDataset
-from calosim.data.transforms import counts_from_log
-from calosim.data.transforms import ParticleStandardiser
+from calosim.data.transforms import ParticleStandardiser, counts_from_log
 from calosim.errors import CalosimError, ModelFileError
+from calosim.metrics import channel_mask, channels
 from calosim.models import LearnedSimulator, build_model
 from calosim.models.latent_diffusion import LatentDiffusion
 from calosim.simulators.gun import simulate_dataset
@@ -55,9 +55,10 @@ def test_the_autoencoder_is_read_from_its_file_and_frozen(sae_file: Path, synthe
     assert model.config.autoencoder_config["model_name"] == "e2e_sae"
     assert model.config.autoencoder_config["config"]["latent_dim"] == 4
     assert bool(model.autoencoder_loaded)
-    # the code's 4 numbers and one for the autoencoder's empty-response gate
-    assert model.gated and model.noise_shape == (5,)
-    assert latent_model(sae_file, use_gate=False).noise_shape == (4,)
+    # the code's 4 numbers, the 5 log channel sums, one for the autoencoder's gate
+    assert model.gated and model.noise_shape == (10,)
+    assert latent_model(sae_file, use_gate=False).noise_shape == (9,)
+    assert latent_model(sae_file, diffuse_totals=False).noise_shape == (5,)
     saved = torch.load(sae_file, weights_only=True)["state_dict"]
     for name, value in model.autoencoder.state_dict().items():
         assert torch.equal(value, saved[name])
@@ -74,7 +75,7 @@ def test_the_autoencoder_is_read_from_its_file_and_frozen(sae_file: Path, synthe
 
 def test_latent_statistics_come_from_the_first_batch(sae_file: Path, synthetic_batch) -> None:
     images, conditions = synthetic_batch
-    model = latent_model(sae_file)
+    model = latent_model(sae_file, diffuse_totals=False)
     model.training_losses(make_batch(images, conditions))
     with torch.no_grad():
         codes = model.autoencoder.encode(images)
@@ -83,6 +84,30 @@ def test_latent_statistics_come_from_the_first_batch(sae_file: Path, synthetic_b
     standardised = model.encode(images)
     assert torch.allclose(standardised.mean(0), torch.zeros(4), atol=1e-5)
     assert torch.allclose(model.decode(standardised), model.autoencoder.decode(codes), atol=1e-5)
+
+
+def test_diffused_totals_are_the_log_channel_sums(sae_file: Path, synthetic_batch) -> None:
+    """Training vectors end in log(1 + channel sums) of the response; decoding rescales the
+    autoencoder's response to the vector's sums, keeping the spread within each channel."""
+    images, conditions = synthetic_batch
+    model = latent_model(sae_file)
+    model.training_losses(make_batch(images, conditions))
+    sums = channels(counts_from_log(images))
+    assert torch.allclose(model.latent_mean[4:], sums.log1p().mean(0))
+    assert torch.allclose(model.latent_std[4:], sums.log1p().std(0))
+    with torch.no_grad():
+        model.autoencoder.decoder.mlp.last_linear.bias.fill_(1.0)  # light in every channel
+    latents = torch.randn(8, 9, generator=torch.Generator().manual_seed(3))
+    wanted = (latents * model.latent_std + model.latent_mean)[:, 4:].expm1().clamp(min=0)
+    with torch.no_grad():
+        counts = model.decode_counts(latents)
+        plain = model.autoencoder.decode_counts(
+            (latents * model.latent_std + model.latent_mean)[:, :4])
+    assert torch.allclose(channels(counts), wanted, rtol=1e-4)
+    pixel_channel = torch.from_numpy(channel_mask().argmax(axis=1))
+    factor = (wanted / channels(plain))[:, pixel_channel].view(8, 44, 44)
+    assert torch.allclose(counts, plain * factor, rtol=1e-4)
+    assert torch.allclose(model.decode(latents), counts.log1p(), atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +156,7 @@ def test_sampling_with_precomputed_embedding_terms_equals_the_plain_forward(sae_
     with torch.no_grad():
         model.denoiser.output[-1].weight.normal_(0.0, 0.1)
     conditions = torch.randn(6, 9, generator=torch.Generator().manual_seed(0))
-    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    z = torch.randn(6, model.data_dim, generator=torch.Generator().manual_seed(1))
     step = torch.tensor([37])
     with torch.no_grad():
         particle = model.condition_embedding(conditions)
@@ -152,7 +177,7 @@ def test_guidance_mixes_in_the_null_particle(sae_file: Path) -> None:
             model.denoiser.output[-1].weight.normal_(0.0, 0.1,
                                                      generator=torch.Generator().manual_seed(2))
             model.condition_embedding.null.fill_(0.3)
-    noise = torch.randn(5, 4, generator=torch.Generator().manual_seed(3))
+    noise = torch.randn(5, *plain.noise_shape, generator=torch.Generator().manual_seed(3))
     conditions = torch.randn(5, 9, generator=torch.Generator().manual_seed(4))
     with torch.inference_mode():
         assert not torch.allclose(plain.generate(noise, conditions),
@@ -165,19 +190,20 @@ def test_the_autoencoders_gate_decides_the_empty_responses(sae_file: Path) -> No
     model = latent_model(sae_file).eval()
     with torch.no_grad():
         model.autoencoder.decoder.mlp.last_linear.bias.fill_(1.0)  # no row decodes to zeros
-    noise = torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
+        model.latent_mean[4:] = 5.0  # nor to channel sums of zero
+    noise = torch.randn(200, *model.noise_shape, generator=torch.Generator().manual_seed(0))
     conditions = torch.randn(200, 9, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         images = model.generate(noise, conditions)
         probability = model.autoencoder.empty_probability(conditions)
-    drawn_empty = 0.5 * (1 + torch.erf(noise[:, 4] / 2**0.5)) < probability
+    drawn_empty = 0.5 * (1 + torch.erf(noise[:, -1] / 2**0.5)) < probability
     assert 0 < int(drawn_empty.sum()) < 200
     assert torch.equal(images.flatten(1).amax(dim=1) <= 0, drawn_empty)
 
 
 def test_counts_path_matches_the_log_space_generation(sae_file: Path) -> None:
     model = latent_model(sae_file).eval()
-    noise = torch.randn(30, 5, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(30, *model.noise_shape, generator=torch.Generator().manual_seed(0))
     conditions = torch.randn(30, 9, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         assert torch.allclose(model.generate_counts(noise, conditions),
@@ -192,26 +218,36 @@ def test_training_sees_the_non_empty_responses_only(sae_file: Path, synthetic_ba
     model.training_losses(make_batch(images, conditions))
     with torch.no_grad():
         codes = model.autoencoder.encode(images[1::2])
-    assert torch.allclose(model.latent_mean, codes.mean(0))
+    assert torch.allclose(model.latent_mean[:4], codes.mean(0))
     empty = model.training_losses(make_batch(torch.zeros_like(images), conditions))["loss"]
     assert empty.item() == 0.0
     empty.backward()  # a batch of empty responses trains nothing, and fails nothing
     ungated = latent_model(sae_file, use_gate=False)
     ungated.training_losses(make_batch(images, conditions))
     with torch.no_grad():
-        assert torch.allclose(ungated.latent_mean, model.autoencoder.encode(images).mean(0))
+        assert torch.allclose(ungated.latent_mean[:4], model.autoencoder.encode(images).mean(0))
 
 
-def test_files_from_before_the_gate_option_sample_without_it(sae_file: Path, tmp_path: Path):
-    model = latent_model(sae_file).eval()
+@pytest.mark.parametrize(("missing", "noise_shape"), [
+    (("use_gate", "diffuse_totals"), (4,)),  # before both options: codes only, no gate
+    (("diffuse_totals",), (5,)),  # before diffuse_totals: codes and the gate
+])
+def test_files_from_before_an_option_sample_without_it(
+    sae_file: Path, tmp_path: Path, missing: tuple[str, ...], noise_shape: tuple[int, ...]
+) -> None:
+    model = latent_model(sae_file, **{key: False for key in missing}).eval()
     simulator = LearnedSimulator(model, ParticleStandardiser.fit(raw_particles(100)),
                                  model_name="latent_diffusion")
     path = save_model_file(tmp_path / "latent.pt", simulator, seed=1)
     payload = torch.load(path, weights_only=True)
-    del payload["config"]["use_gate"]
+    for key in missing:
+        del payload["config"][key]
     torch.save(payload, path)
     loaded = load_simulator(path)
-    assert not loaded.model.gated and loaded.model.noise_shape == (4,)
+    assert loaded.model.noise_shape == noise_shape
+    assert loaded.model.gated == ("use_gate" not in missing)
+    particles = raw_particles(20, seed=2)
+    assert np.array_equal(loaded.simulate(particles, seed=5), simulator.simulate(particles, seed=5))
 
 
 def test_the_model_file_holds_the_autoencoder(sae_file: Path, tmp_path: Path) -> None:
@@ -220,6 +256,7 @@ def test_the_model_file_holds_the_autoencoder(sae_file: Path, tmp_path: Path) ->
     with torch.no_grad():
         model.denoiser.output[-1].weight.normal_(0.0, 0.1)
         model.autoencoder.decoder.mlp.last_linear.bias.fill_(1.0)  # bright enough to count
+        model.latent_mean[4:] = 7.0  # ~1000 photons per channel
     simulator = LearnedSimulator(model, ParticleStandardiser.fit(raw_particles(100)),
                                  model_name="latent_diffusion")
     path = save_model_file(tmp_path / "latent.pt", simulator, seed=1)
