@@ -4,8 +4,9 @@ As in latent generative memory (train the generative model on an autoencoder's c
 the encoder and decoder of a trained model (the e2e Sinkhorn autoencoder, or any model
 file whose model has ``encode`` and ``decode``) are frozen, and a residual MLP learns to
 denoise the standardised codes of the training responses, conditioned on the particle.
-Generation runs a few DDIM steps in the low-dimensional latent space (10 for the default
-e2e SAE) and decodes once, which keeps it cheap enough for CPU production.
+Generation runs a few solver steps in the low-dimensional latent space (10 DPM-Solver++
+steps in the committed config) and decodes once, which keeps it cheap enough for CPU
+production.
 
 Model files: ``model.autoencoder`` names the autoencoder's model file. When the config
 is read, that file's model name and config are copied into ``model.autoencoder_config``
