@@ -26,7 +26,11 @@ The MLP encoder also receives log(1 + x) of the 5 channel sums of its input, so 
 code can carry them exactly. The decoder is an MLP (``decoder: mlp``), a transposed-conv
 net (``conv``), or, for ZN responses, an MLP whose 5 channel sums are outputs of their own
 (``channel_totals``, calosim.nn.channel_decoder): the channel term then trains the sums
-directly instead of bargaining with the pixel terms. Generation runs only n and p, sized
+directly instead of bargaining with the pixel terms. With that decoder, ``shape_loss:
+photon_likelihood`` replaces the log-space pixel terms (MSE and Laplacian) by the
+likelihood of where each channel's photons fall (calosim.nn.losses.channel_shape_divergence):
+a log-space loss favours pixel values below their mean, and with the sums fixed the light
+this leaves over went to one pixel per channel. Generation runs only n and p, sized
 for CPU throughput. An optional gate (a classifier of y, as in the ALICE deployment)
 decides which particles give an empty response; the AE is then trained on the non-empty
 ones only.
@@ -55,6 +59,8 @@ from calosim.nn.conv import ConvDecoder, ConvEncoder
 from calosim.nn.losses import (
     ConditionalSinkhorn,
     channel_error,
+    channel_shape_divergence,
+    channel_sum_error,
     energy_score,
     laplacian_pyramid_l1,
     latent_diversity,
@@ -87,6 +93,7 @@ class SinkhornAEConfig(DataShapeConfig):
     channel_weight: float = 3.0
     channel_loss: Literal["l1", "log_mse"] = "l1"
     channel_scale: float = 100.0
+    shape_loss: Literal["log_pixels", "photon_likelihood"] = "log_pixels"
     sinkhorn_weight: float = 1.0
     sinkhorn_blur: float = 0.03
     sinkhorn_scaling: float = 0.5
@@ -112,6 +119,8 @@ class SinkhornAEConfig(DataShapeConfig):
         if self.decoder == "channel_totals" and not self.is_zn:
             raise ValueError("decoder: channel_totals predicts the 5 ZN channel sums, which "
                              f"images of shape {list(self.image_shape)} lack; use mlp or conv")
+        if self.shape_loss == "photon_likelihood" and self.decoder != "channel_totals":
+            raise ValueError("shape_loss: photon_likelihood needs decoder: channel_totals")
         if self.gate and self.condition_dim == 0:
             raise ValueError("gate needs conditions (condition_dim > 0); set gate: false")
         if self.refine_draws < 2:
@@ -324,23 +333,31 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
             images, conditions = images[~empty], conditions[~empty]
         if images.shape[0] >= 2:
             codes = self.encode(images)
-            reconstruction = self.decode(codes)
-            losses["mse"] = F.mse_loss(reconstruction, images)
-            losses["laplacian"] = laplacian_pyramid_l1(images, reconstruction, c.laplacian_levels)
-            # only ZN responses have channel sums; other images leave the term out
-            losses["channels"] = channel_error(
-                images, reconstruction, c.channel_loss, c.channel_scale
-            ) if c.is_zn else images.new_zeros(())
+            if c.shape_loss == "photon_likelihood":
+                counts = counts_from_log(images)
+                log_shares, totals = self.decoder.shares_and_totals(codes)
+                losses["shape"] = channel_shape_divergence(counts, log_shares, self.decoder.mask)
+                losses["channels"] = channel_sum_error(channels(counts), totals,
+                                                       c.channel_loss, c.channel_scale)
+                reconstruction_loss = losses["shape"] + c.channel_weight * losses["channels"]
+            else:
+                reconstruction = self.decode(codes)
+                losses["mse"] = F.mse_loss(reconstruction, images)
+                losses["laplacian"] = laplacian_pyramid_l1(images, reconstruction,
+                                                           c.laplacian_levels)
+                # only ZN responses have channel sums; other images leave the term out
+                losses["channels"] = channel_error(
+                    images, reconstruction, c.channel_loss, c.channel_scale
+                ) if c.is_zn else images.new_zeros(())
+                reconstruction_loss = (losses["mse"] + c.laplacian_weight * losses["laplacian"]
+                                       + c.channel_weight * losses["channels"])
             generated_codes = self.sample_codes(batch.randn(images.shape[0], c.noise_dim),
                                                 conditions)
             losses["sinkhorn"] = self.sinkhorn(codes, generated_codes, conditions)
             losses["diversity"] = latent_diversity(codes, c.diversity_threshold)
             losses["encoder_l2"] = self.encoder.last_linear.weight.square().sum()
             total = total + (
-                c.reconstruction_weight * (
-                    losses["mse"] + c.laplacian_weight * losses["laplacian"]
-                    + c.channel_weight * losses["channels"]
-                )
+                c.reconstruction_weight * reconstruction_loss
                 + c.sinkhorn_weight * losses["sinkhorn"]
                 + c.diversity_weight * losses["diversity"]
                 + c.encoder_l2 * losses["encoder_l2"]

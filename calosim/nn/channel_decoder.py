@@ -48,12 +48,24 @@ class ChannelTotalsDecoder(nn.Module):
         mask = torch.tensor(channel_mask(parity), dtype=torch.float32)
         self.register_buffer("mask", mask, persistent=False)  # (pixels, 5)
 
-    def counts(self, codes: torch.Tensor) -> torch.Tensor:
-        """(N, 44, 44) photon counts: the generation path, without the log round trip."""
+    def _logits_and_totals(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self.mlp(codes)
         logits, log_totals = outputs[:, : -N_CHANNELS], outputs[:, -N_CHANNELS:]
         # softplus keeps log(1 + S_c) >= 0 with a gradient everywhere
-        totals = F.softplus(log_totals).expm1()
+        return logits, F.softplus(log_totals).expm1()
+
+    def shares_and_totals(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 1936) log of each pixel's share of its channel's light, and (N, 5) channel
+        sums: the training path, for a likelihood of where the photons fall."""
+        logits, totals = self._logits_and_totals(codes)
+        shifted = logits - logits.amax(dim=1, keepdim=True)
+        mask = self.mask.to(shifted.dtype)
+        per_channel = (shifted.exp() @ mask).clamp(min=torch.finfo(shifted.dtype).tiny)
+        return shifted - per_channel.log() @ mask.T, totals
+
+    def counts(self, codes: torch.Tensor) -> torch.Tensor:
+        """(N, 44, 44) photon counts: the generation path, without the log round trip."""
+        logits, totals = self._logits_and_totals(codes)
         # A softmax per channel, in image order: the exponentials are shifted by the row's
         # maximum (not the channel's: channels interleave), summed per channel by the 0/1
         # mask, and each pixel gets its channel's total over that sum. A common shift of

@@ -126,11 +126,38 @@ def channel_error(
     images: "l1": mean absolute difference / scale, which weighs photons equally (as the
     channel MAE and W1 do); "log_mse": MSE of log(1 + sums), which weighs relative errors
     equally."""
-    real = channels(counts_from_log(images))
-    rebuilt = _channel_counts(reconstruction)
+    return channel_sum_error(channels(counts_from_log(images)), _channel_counts(reconstruction),
+                             kind, scale)
+
+
+def channel_sum_error(
+    real: torch.Tensor, rebuilt: torch.Tensor, kind: str, scale: float
+) -> torch.Tensor:
+    """channel_error on (N, 5) channel sums in photon counts."""
     if kind == "l1":
         return F.l1_loss(rebuilt, real) / scale
     return F.mse_loss(log_counts(rebuilt), log_counts(real))
+
+
+def channel_shape_divergence(
+    counts: torch.Tensor, log_shares: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean over responses of KL(real || model) between where the photons of each channel
+    fall, weighted by the channels' light: sum_p (x_p / S) log((x_p / S_c(p)) / q_p), with
+    x (N, 44, 44) counts, S their total, S_c(p) the sum of pixel p's channel and
+    ``log_shares`` (N, 1936) the model's log q_p (each channel's q summing to 1) over the
+    channels of the 0/1 ``mask`` (1936, 5). Up to a
+    constant this is the negative log-likelihood per photon of a multinomial draw of the
+    photons over their channel's pixels, so its optimum is the expected share E[x_p / S_c]
+    and, unlike a per-pixel loss in log space, it leaves no light over when the channel
+    sums are fixed. Empty responses count 0."""
+    flat = counts.reshape(counts.shape[0], -1)
+    mask = mask.to(flat.dtype)
+    channel_of_pixel = (flat @ mask) @ mask.T
+    tiny = torch.finfo(flat.dtype).tiny
+    real = torch.xlogy(flat, flat / channel_of_pixel.clamp(min=tiny))
+    divergence = (real - flat * log_shares).sum(dim=1) / flat.sum(dim=1).clamp(min=tiny)
+    return divergence.mean()
 
 
 def energy_score(draws: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from calosim.data.transforms import counts_from_log
-from calosim.metrics import channels
+from calosim.metrics import channel_mask, channels
 from calosim.nn.channel_decoder import ChannelTotalsDecoder
+from calosim.nn.losses import channel_shape_divergence
 
 
 def decoder_and_codes(parity: str = "odd") -> tuple[ChannelTotalsDecoder, torch.Tensor]:
@@ -52,3 +53,49 @@ def test_untrained_totals_start_at_the_initial_total() -> None:
     assert 150.0 < sums.median().item() < 600.0
     with pytest.raises(ValueError, match="initial_total must be positive"):
         ChannelTotalsDecoder(6, [32], (44, 44), initial_total=0.0)
+
+
+@pytest.mark.parametrize("parity", ["odd", "even"])
+def test_training_shares_and_totals_give_the_generated_counts(parity: str) -> None:
+    decoder, codes = decoder_and_codes(parity)
+    log_shares, totals = decoder.shares_and_totals(codes)
+    mask = torch.tensor(channel_mask(parity), dtype=torch.float32)
+    assert torch.allclose(log_shares.exp() @ mask, torch.ones(50, 5), atol=1e-5)
+    rebuilt = log_shares.exp() * (totals @ mask.T)
+    assert torch.allclose(rebuilt.view(50, 44, 44), decoder.counts(codes), rtol=1e-4, atol=1e-6)
+
+
+def test_shape_divergence_is_zero_at_the_real_shares_and_positive_elsewhere() -> None:
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.poisson(5.0 * torch.rand(8, 44, 44, generator=generator), generator=generator)
+    mask = torch.tensor(channel_mask(), dtype=torch.float32)
+    flat = counts.reshape(8, -1)
+    own = (flat / ((flat @ mask) @ mask.T)).clamp(min=1e-30).log()
+    assert abs(channel_shape_divergence(counts, own, mask).item()) < 1e-5
+    uniform = -((torch.ones(1, 1936) @ mask) @ mask.T).log().expand(8, -1)
+    assert channel_shape_divergence(counts, uniform, mask).item() > 0.05
+
+
+def test_fitted_shares_are_the_expected_shares_with_no_light_left_over() -> None:
+    """Fitted to Poisson draws of one intensity pattern, the decoder's shares converge to
+    the draws' share of each channel's light (each response's photons weighted by one over
+    its total: the divergence's optimum), not to a pattern where one pixel collects the
+    light the others lack (which a per-pixel loss in log space gives once the sums are
+    fixed)."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    intensity = 0.2 + 3.0 * torch.rand(44, 44, generator=generator)
+    counts = torch.poisson(intensity.expand(200, 44, 44), generator=generator)
+    decoder = ChannelTotalsDecoder(1, [4], (44, 44))
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=0.1)
+    codes = torch.zeros(200, 1)
+    for _ in range(150):
+        optimiser.zero_grad()
+        loss = channel_shape_divergence(counts, decoder.shares_and_totals(codes)[0], decoder.mask)
+        loss.backward()
+        optimiser.step()
+    shares = decoder.shares_and_totals(codes[:1])[0].exp().view(44, 44)
+    flat = counts.reshape(200, -1)
+    pooled = (flat / flat.sum(dim=1, keepdim=True)).sum(dim=0, keepdim=True)
+    expected = (pooled / ((pooled @ decoder.mask) @ decoder.mask.T)).view(44, 44)
+    assert (shares / expected - 1).abs().max().item() < 0.05

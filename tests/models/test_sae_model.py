@@ -9,9 +9,10 @@ import torch
 
 from calosim.data.transforms import counts_from_log
 from calosim.errors import CalosimError
+from calosim.metrics import channels
 from calosim.models import Batch, available_models, build_model, model_classes
 from calosim.models.sinkhorn_ae import SinkhornAEConfig, SinkhornAutoencoder
-from calosim.nn.losses import energy_score
+from calosim.nn.losses import channel_shape_divergence, energy_score
 
 
 def make_batch(images: torch.Tensor, conditions: torch.Tensor, seed: int = 0) -> Batch:
@@ -45,6 +46,7 @@ def test_registry_knows_the_sae_and_rejects_unknown_names() -> None:
         ({"refine_draws": 1}, "refine_draws must be at least 2"),
         ({"refine_steps": -1}, "refine_steps must not be negative"),
         ({"refine_ema_decay": 1.0}, "refine_ema_decay in"),
+        ({"shape_loss": "photon_likelihood"}, "photon_likelihood needs decoder: channel_totals"),
     ],
 )
 def test_bad_model_configs_raise_one_line(values: dict, message: str) -> None:
@@ -120,9 +122,15 @@ def test_training_losses_reproducible_from_the_batch_generator(tiny_config, synt
     assert first != third
 
 
-def test_one_training_step_decreases_the_loss_on_a_fixed_batch(tiny_config, synthetic_batch):
+@pytest.mark.parametrize("architecture", [
+    {},
+    {"decoder": "channel_totals", "shape_loss": "photon_likelihood"},
+])
+def test_one_training_step_decreases_the_loss_on_a_fixed_batch(
+    tiny_config, synthetic_batch, architecture: dict
+) -> None:
     torch.manual_seed(0)
-    model = SinkhornAutoencoder(tiny_config)
+    model = SinkhornAutoencoder(dataclasses.replace(tiny_config, **architecture))
     (optimiser,) = model.configure_optimisers(1e-3, 0.0)
     before = model.training_losses(make_batch(*synthetic_batch, seed=1))["loss"].item()
     step = model.training_step(make_batch(*synthetic_batch, seed=1), [optimiser])
@@ -219,3 +227,22 @@ def test_gate_learns_from_empty_responses_and_ae_skips_them(tiny_config, synthet
     probability = model.empty_probability(conditions).detach()
     empty = conditions[:, 0] < 0
     assert probability[empty].mean() > 0.8 and probability[~empty].mean() < 0.2
+
+
+def test_photon_likelihood_trains_the_shapes_by_the_divergence_and_the_sums_by_l1(
+    tiny_config, synthetic_batch
+) -> None:
+    config = dataclasses.replace(tiny_config, decoder="channel_totals",
+                                 shape_loss="photon_likelihood")
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(config)
+    images, conditions = synthetic_batch
+    losses = model.training_losses(make_batch(images, conditions))
+    assert "mse" not in losses and "laplacian" not in losses
+    kept = images[images.flatten(1).amax(dim=1) > 0]
+    counts = counts_from_log(kept)
+    log_shares, totals = model.decoder.shares_and_totals(model.encode(kept))
+    assert torch.allclose(losses["shape"],
+                          channel_shape_divergence(counts, log_shares, model.decoder.mask))
+    assert torch.allclose(losses["channels"],
+                          (totals - channels(counts)).abs().mean() / config.channel_scale)
