@@ -68,6 +68,8 @@ from calosim.nn.losses import (
 from calosim.nn.mlp import MLP, ImageMLPDecoder, ImageMLPEncoder
 
 Activation = Literal["relu", "leaky_relu", "elu", "silu", "tanh"]
+# responses kept for the shape refit: 1936 numbers each, so about 250 MB
+SHAPE_FIT_ROWS = 32768
 
 
 @dataclass
@@ -104,6 +106,7 @@ class SinkhornAEConfig(DataShapeConfig):
     refine_draws: int = 4
     refine_learning_rate: float = 1e-3
     refine_ema_decay: float = 0.99
+    shape_refit_steps: int = 0
     diversity_weight: float = 0.0
     diversity_threshold: float = 0.5
     encoder_l2: float = 1e-4
@@ -121,6 +124,10 @@ class SinkhornAEConfig(DataShapeConfig):
                              f"images of shape {list(self.image_shape)} lack; use mlp or conv")
         if self.shape_loss == "photon_likelihood" and self.decoder != "channel_totals":
             raise ValueError("shape_loss: photon_likelihood needs decoder: channel_totals")
+        if self.shape_refit_steps < 0:
+            raise ValueError("shape_refit_steps must not be negative")
+        if self.shape_refit_steps > 0 and self.decoder != "channel_totals":
+            raise ValueError("shape_refit_steps needs decoder: channel_totals")
         if self.gate and self.condition_dim == 0:
             raise ValueError("gate needs conditions (condition_dim > 0); set gate: false")
         if self.refine_draws < 2:
@@ -262,24 +269,47 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
 
     @property
     def refines(self) -> bool:
-        return self.config.refine_steps > 0
+        return self.config.refine_steps > 0 or self.config.shape_refit_steps > 0
 
     def refine(
         self, batches: Iterable[Batch], generator: torch.Generator, progress: bool = False
     ) -> dict[str, float] | None:
-        """Refits the noise generator alone to the codes of the training set, encoder and
-        decoder frozen, by the energy score (calosim.nn.losses.energy_score) with a cosine
-        learning rate and an exponential moving average of its weights.
+        """After the epochs, encoder frozen: refits the noise generator (``refine_steps``),
+        then the decoder's light spread (``shape_refit_steps``).
 
         The batch-level Sinkhorn matching of training, with the conditions in its cost,
         under-disperses codes of rare conditions (the lowest energies); the energy score
-        fits n(., y) to the codes one example per condition, so it learns the whole
-        conditional law, and the AE already fixes the codes it has to learn.
+        (calosim.nn.losses.energy_score, cosine learning rate, moving average of the
+        weights) fits n(., y) to the codes one example per condition, so it learns the
+        whole conditional law, and the AE already fixes the codes it has to learn.
+
+        The per-pixel log-space terms leave light over once the channel sums are fixed,
+        which a channel-totals decoder piles into one fibre per channel; refitting its
+        pixel logits alone to the photons' likelihood (ChannelTotalsDecoder.fit_shapes)
+        spreads it as the data do and leaves the sums, so the channel metrics, unchanged.
         """
         c = self.config
         if not self.refines:
             return None
-        codes, conditions = self._training_codes(batches)
+        codes, conditions, images = self._training_codes(batches, keep_images=SHAPE_FIT_ROWS
+                                                         if c.shape_refit_steps > 0 else 0)
+        losses: dict[str, float] = {}
+        if c.refine_steps > 0:
+            losses["loss"] = self._refit_noise_generator(codes, conditions, generator, progress)
+        if images is not None:
+            losses["shape"] = self.decoder.fit_shapes(
+                codes[: len(images)], counts_from_log(images), steps=c.shape_refit_steps,
+                batch_size=c.refine_batch_size, learning_rate=c.refine_learning_rate,
+                generator=generator,
+            )
+            losses.setdefault("loss", losses["shape"])
+        return losses
+
+    def _refit_noise_generator(
+        self, codes: torch.Tensor, conditions: torch.Tensor, generator: torch.Generator,
+        progress: bool,
+    ) -> float:
+        c = self.config
         optimiser = torch.optim.Adam(self.noise_generator.parameters(), lr=c.refine_learning_rate)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, c.refine_steps)
         average = AveragedModel(
@@ -303,11 +333,16 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
             if step >= c.refine_steps - last:
                 reported += float(loss.detach()) / last
         self.noise_generator.load_state_dict(average.module.state_dict())
-        return {"loss": reported}
+        return reported
 
     @torch.no_grad()
-    def _training_codes(self, batches: Iterable[Batch]) -> tuple[torch.Tensor, torch.Tensor]:
-        codes, conditions = [], []
+    def _training_codes(
+        self, batches: Iterable[Batch], keep_images: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Codes and conditions of the non-empty training responses, and the first
+        ``keep_images`` of those responses (log space), in the same order."""
+        codes, conditions, images = [], [], []
+        kept = 0
         was_training = self.encoder.training
         self.encoder.eval()  # frozen: batch-norm statistics must not move either
         for batch in batches:
@@ -315,10 +350,13 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
             keep = batch.images.flatten(1).amax(dim=1) > 0
             codes.append(self.encode(batch.images[keep]))
             conditions.append(batch.conditions[keep])
+            if kept < keep_images:
+                images.append(batch.images[keep][: keep_images - kept])
+                kept += len(images[-1])
         self.encoder.train(was_training)
         if sum(len(chunk) for chunk in codes) < 1:
             raise CalosimError("refinement needs non-empty training responses")
-        return torch.cat(codes), torch.cat(conditions)
+        return torch.cat(codes), torch.cat(conditions), torch.cat(images) if images else None
 
     def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from calosim.metrics.zdc import N_CHANNELS, channel_mask
+from calosim.nn.losses import channel_shape_divergence
 from calosim.nn.mlp import MLP
 
 
@@ -54,14 +55,52 @@ class ChannelTotalsDecoder(nn.Module):
         # softplus keeps log(1 + S_c) >= 0 with a gradient everywhere
         return logits, F.softplus(log_totals).expm1()
 
+    def _log_shares(self, logits: torch.Tensor) -> torch.Tensor:
+        shifted = logits - logits.amax(dim=1, keepdim=True)
+        mask = self.mask.to(shifted.dtype)
+        per_channel = (shifted.exp() @ mask).clamp(min=torch.finfo(shifted.dtype).tiny)
+        return shifted - per_channel.log() @ mask.T
+
     def shares_and_totals(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 1936) log of each pixel's share of its channel's light, and (N, 5) channel
         sums: the training path, for a likelihood of where the photons fall."""
         logits, totals = self._logits_and_totals(codes)
-        shifted = logits - logits.amax(dim=1, keepdim=True)
-        mask = self.mask.to(shifted.dtype)
-        per_channel = (shifted.exp() @ mask).clamp(min=torch.finfo(shifted.dtype).tiny)
-        return shifted - per_channel.log() @ mask.T, totals
+        return self._log_shares(logits), totals
+
+    def fit_shapes(
+        self, codes: torch.Tensor, counts: torch.Tensor, *, steps: int, batch_size: int,
+        learning_rate: float, generator: torch.Generator,
+    ) -> float:
+        """Refits the pixel-logit rows of the output layer alone, everything else frozen,
+        to the photons' likelihood (calosim.nn.losses.channel_shape_divergence) of
+        ``counts`` (N, 44, 44) given their ``codes``. The totals are untouched, and on
+        fixed features the problem is a multinomial logistic regression, which is convex.
+        Returns the mean loss of the last tenth of the steps."""
+        last = self.mlp.last_linear
+        pixels = slice(0, last.out_features - N_CHANNELS)
+        with torch.no_grad():
+            features = codes
+            for layer in list(self.mlp)[:-1]:
+                features = layer(features)
+        weight = last.weight[pixels].detach().clone().requires_grad_(True)
+        bias = last.bias[pixels].detach().clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([weight, bias], lr=learning_rate)
+        flat = counts.reshape(len(counts), -1)
+        tail = max(steps // 10, 1)
+        reported = 0.0
+        for step in range(steps):
+            rows = torch.randint(len(features), (batch_size,), generator=generator)
+            log_shares = self._log_shares(F.linear(features[rows], weight, bias))
+            loss = channel_shape_divergence(flat[rows], log_shares, self.mask)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            if step >= steps - tail:
+                reported += float(loss.detach()) / tail
+        with torch.no_grad():
+            last.weight[pixels] = weight
+            last.bias[pixels] = bias
+        return reported
 
     def counts(self, codes: torch.Tensor) -> torch.Tensor:
         """(N, 44, 44) photon counts: the generation path, without the log round trip."""

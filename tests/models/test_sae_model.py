@@ -47,6 +47,8 @@ def test_registry_knows_the_sae_and_rejects_unknown_names() -> None:
         ({"refine_steps": -1}, "refine_steps must not be negative"),
         ({"refine_ema_decay": 1.0}, "refine_ema_decay in"),
         ({"shape_loss": "photon_likelihood"}, "photon_likelihood needs decoder: channel_totals"),
+        ({"shape_refit_steps": 10}, "shape_refit_steps needs decoder: channel_totals"),
+        ({"shape_refit_steps": -1}, "shape_refit_steps must not be negative"),
     ],
 )
 def test_bad_model_configs_raise_one_line(values: dict, message: str) -> None:
@@ -186,6 +188,40 @@ def test_refinement_fits_the_generator_to_the_codes_and_freezes_the_autoencoder(
                                                     refine_batch_size=64))
     again.refine(chunks, torch.Generator().manual_seed(1))
     assert all(torch.equal(model.state_dict()[k], v) for k, v in again.state_dict().items())
+
+
+def test_shape_refit_moves_the_light_within_channels_and_nothing_else(
+    tiny_config, synthetic_batch
+) -> None:
+    """With shape_refit_steps alone, only the decoder's pixel logits change: the channel
+    sums of every decoded response stay, and the photons' divergence falls."""
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(dataclasses.replace(
+        tiny_config, decoder="channel_totals", shape_refit_steps=200, refine_batch_size=32,
+        refine_learning_rate=1e-2))
+    images, conditions = synthetic_batch
+    last = model.decoder.mlp.last_linear
+    refitted = {name for name, value in model.named_parameters()
+                if value is last.weight or value is last.bias}
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if k not in refitted}
+    totals_rows = (last.weight[-5:].clone(), last.bias[-5:].clone())
+    with torch.no_grad():
+        codes = model.encode(images)
+        sums_before = channels(model.decode_counts(codes))
+        shares_before, _ = model.decoder.shares_and_totals(codes)
+    divergence_before = channel_shape_divergence(counts_from_log(images), shares_before,
+                                                 model.decoder.mask)
+    losses = model.refine([make_batch(images, conditions)], torch.Generator().manual_seed(1))
+    assert model.refines and set(losses) == {"loss", "shape"}
+    with torch.no_grad():
+        assert torch.allclose(channels(model.decode_counts(codes)), sums_before, rtol=1e-4)
+        shares_after, _ = model.decoder.shares_and_totals(codes)
+    assert channel_shape_divergence(counts_from_log(images), shares_after,
+                                    model.decoder.mask) < 0.5 * divergence_before
+    assert torch.equal(last.weight[-5:], totals_rows[0])
+    assert torch.equal(last.bias[-5:], totals_rows[1])
+    assert len(refitted) == 2
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in frozen.items())
 
 
 def test_no_refinement_by_default(tiny_config, synthetic_batch) -> None:

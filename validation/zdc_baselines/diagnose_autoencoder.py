@@ -5,7 +5,9 @@ On a run's held-out test particles, compares the channel W1 and MAE of
   - generated responses (latent generator + decoder, as `calosim generate` makes them),
   - a second Monte Carlo of the same particles (the noise floor),
 then prints the ratio generated / real of the mean channel sums per energy band, which
-shows whether the error is a conditional-mean (calibration) error or a spread error.
+shows whether the error is a conditional-mean (calibration) error or a spread error, and
+how the light is spread within the responses (centroids, brightest fibre, lit fibres),
+which the channel metrics do not see.
 
     .venv/bin/python validation/zdc_baselines/diagnose_autoencoder.py RUN_DIR DATA.h5 [--n N]
 
@@ -25,10 +27,23 @@ from campaign import reconstruct_counts  # noqa: E402
 
 from calosim.data.dataset import read_dataset  # noqa: E402
 from calosim.metrics import channel_mae, channel_wasserstein, channels  # noqa: E402
+from calosim.metrics.observables import centroids  # noqa: E402
 from calosim.simulators.montecarlo import MonteCarloSimulator  # noqa: E402
 from calosim.training.checkpoint import load_simulator  # noqa: E402
 
 ENERGY_BANDS_GEV = (0.0, 1000.0, 2000.0, 3000.0, np.inf)
+
+
+def light_spread(counts: np.ndarray) -> str:
+    """Spread of the light centroids (cm) and the mean share of the brightest fibre and
+    number of lit fibres, over the non-empty responses."""
+    flat = np.asarray(counts, dtype=np.float64).reshape(len(counts), -1)
+    lit = flat.sum(axis=1) > 0
+    centres = centroids(np.asarray(counts)[lit])
+    brightest = (flat[lit].max(axis=1) / flat[lit].sum(axis=1)).mean()
+    return (f"centroid std {np.array2string(centres.std(axis=0), precision=2)} cm, "
+            f"brightest fibre {brightest:.3f} of the light, "
+            f"{(flat[lit] > 0).sum(axis=1).mean():.0f} lit fibres")
 
 
 def main() -> None:
@@ -53,6 +68,9 @@ def main() -> None:
         print(f"{name:14s} W1 {w1.mean:6.2f}  per channel "
               f"{np.array2string(np.asarray(w1.per_channel), precision=1)}  "
               f"MAE {channel_mae(real, counts):6.1f}")
+    print("light spread within the responses:")
+    for name, counts in (("real", real), *outputs.items()):
+        print(f"  {name:14s} {light_spread(counts)}")
     energy = dataset.subset(test).column("Energy")
     real_sums = channels(real)
     empty = {name: counts.reshape(len(counts), -1).max(axis=1) <= 0

@@ -7,7 +7,8 @@ Every data step is a `calosim` command, recorded in the results so it can be red
     split     calosim split DATA --out-dir WORK/split --seed SEED  (the trainer's split)
     floor     calosim simulate --particles WORK/split/test.h5 --seed 2 --out WORK/floor.h5
     SAE       calosim train configs/zdc/e2e_sae.yaml --data DATA --out WORK/e2e_sae
-                  --seed SEED --max-minutes M          (unless --autoencoder is given)
+                  --seed SEED --max-minutes M model.shape_loss=photon_likelihood
+                                                       (unless --autoencoder is given)
     latent    calosim train configs/zdc/latent_diffusion.yaml model.autoencoder=SAE
                   --data DATA --out WORK/latent_diffusion --seed SEED --max-minutes M
     per S, K  WORK/latent_diffusion/S_K.pt: the model file sampling with sampler S (ddim,
@@ -277,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not (args.reuse and autoencoder.is_file()):
             campaign.run("train", REPOSITORY / "configs" / "zdc" / "e2e_sae.yaml", "--data",
                          args.data, "--out", autoencoder.parent, "--seed", str(args.seed),
-                         "--max-minutes", str(args.max_minutes), "--no-progress")
+                         "--max-minutes", str(args.max_minutes), "--no-progress",
+                         "model.shape_loss=photon_likelihood")
     autoencoder = autoencoder.resolve()
     results: dict[str, Any] = {"autoencoder": str(autoencoder)}
     results["autoencoder_reconstruction"] = autoencoder_reconstruction(autoencoder, test, floor,
