@@ -20,7 +20,10 @@ After the epochs an optional refinement (``refine_steps``; not in the paper) ref
 noise generator alone to the codes of the training set by the energy score, encoder and
 decoder frozen: the batch Sinkhorn leaves the codes of rare conditions under-dispersed,
 and on the ZN set the refit brings the channel W1 from about 3x to 1.2-1.5x the noise
-floor (validation/zdc_baselines/results.md).
+floor (validation/zdc_baselines/results.md). Then (``shape_refit_steps``) a
+channel-totals decoder's pixel logits alone are refitted to the photons' likelihood, which
+moves light within channels only: with the log-space pixel terms a third of a response's
+light ended in one fibre.
 
 The MLP encoder also receives log(1 + x) of the 5 channel sums of its input, so the
 code can carry them exactly. The decoder is an MLP (``decoder: mlp``), a transposed-conv
