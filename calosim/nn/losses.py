@@ -146,11 +146,11 @@ def channel_shape_divergence(
     fall, weighted by the channels' light: sum_p (x_p / S) log((x_p / S_c(p)) / q_p), with
     x (N, 44, 44) counts, S their total, S_c(p) the sum of pixel p's channel and
     ``log_shares`` (N, 1936) the model's log q_p (each channel's q summing to 1) over the
-    channels of the 0/1 ``mask`` (1936, 5). Up to a
-    constant this is the negative log-likelihood per photon of a multinomial draw of the
-    photons over their channel's pixels, so its optimum is the expected share E[x_p / S_c]
-    and, unlike a per-pixel loss in log space, it leaves no light over when the channel
-    sums are fixed. Empty responses count 0."""
+    channels of the 0/1 ``mask`` (1936, 5). Up to a constant this is the negative
+    log-likelihood per photon of a multinomial draw of the photons over their channel's
+    pixels, so its optimum is the expected share E[x_p / S_c] and, unlike a per-pixel loss
+    in log space, it leaves no light over when the channel sums are fixed. Empty responses
+    count 0."""
     flat = counts.reshape(counts.shape[0], -1)
     mask = mask.to(flat.dtype)
     channel_of_pixel = (flat @ mask) @ mask.T
