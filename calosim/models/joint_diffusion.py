@@ -106,6 +106,10 @@ class JointDiffusion(ConditionalDDPM):
         self.register_buffer("energy_edges", torch.zeros(config.energy_bins - 1))
         self.register_buffer("em_mass_below", torch.tensor(0.0))
         self.register_buffer("neutral_charge", torch.tensor(0.0))
+        # a host-side copy of classes_fitted: reading the buffer at every step would stall a
+        # GPU (a device-to-host copy per step); loading a state refreshes it
+        self._classes_ready = False
+        self.register_load_state_dict_post_hook(_refresh_classes_ready)
 
     def _probe_features(self) -> list[torch.Tensor]:
         with torch.no_grad():
@@ -126,10 +130,11 @@ class JointDiffusion(ConditionalDDPM):
         charges, counts = torch.unique(conditions[:, _CHARGE], return_counts=True)
         self.neutral_charge.copy_(charges[counts.argmax()])
         self.classes_fitted.fill_(True)
+        self._classes_ready = True
 
     def class_labels(self, conditions: torch.Tensor) -> torch.Tensor:
         """(B,) class of each standardised particle (family or energy bin)."""
-        if not bool(self.classes_fitted):
+        if not self._classes_ready:
             raise CalosimError("joint diffusion: class boundaries are not fitted yet (the "
                                "model has not been trained)")
         if self.config.class_source == "energy_bin":
@@ -153,7 +158,7 @@ class JointDiffusion(ConditionalDDPM):
 
     def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
-        if not bool(self.classes_fitted):
+        if not self._classes_ready:
             self.fit_classes(batch.conditions)
         labels = self.class_labels(batch.conditions)
         x0 = self.to_model_space(batch.images)
@@ -192,3 +197,7 @@ class JointDiffusion(ConditionalDDPM):
             (gradient,) = torch.autograd.grad(chosen, z)
         shifts = (step * gradient).split([f.shape[1] for f in features], dim=1)
         return [f + s[:, :, None, None].to(f.dtype) for f, s in zip(features, shifts, strict=True)]
+
+
+def _refresh_classes_ready(model: JointDiffusion, _incompatible_keys: object) -> None:
+    model._classes_ready = bool(model.classes_fitted)
