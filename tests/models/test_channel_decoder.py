@@ -99,3 +99,30 @@ def test_fitted_shares_are_the_expected_shares_with_no_light_left_over() -> None
     pooled = (flat / flat.sum(dim=1, keepdim=True)).sum(dim=0, keepdim=True)
     expected = (pooled / ((pooled @ decoder.mask) @ decoder.mask.T)).view(44, 44)
     assert (shares / expected - 1).abs().max().item() < 0.05
+
+
+@pytest.mark.parametrize("parity", ["odd", "even"])
+def test_fitted_totals_reach_each_codes_median_sums_and_keep_the_shares(parity: str) -> None:
+    """Two codes, each with its own spread of channel sums: refitted by the L1 channel
+    error, the totals of each code become the median of its sums (the L1 optimum), and the
+    light's spread within the channels does not move."""
+    decoder, _ = decoder_and_codes(parity)
+    codes = torch.cat([torch.zeros(300, 6), torch.ones(300, 6)])
+    generator = torch.Generator().manual_seed(2)
+    centres = torch.tensor([[50.0, 80.0, 20.0, 40.0, 200.0], [500.0, 300.0, 900.0, 100.0, 1e3]])
+    sums = centres.repeat_interleave(300, dim=0) * torch.exp(
+        0.3 * torch.randn(600, 5, generator=generator))
+    shares_before, _ = decoder.shares_and_totals(codes)
+    decoder.fit_totals(codes, sums, steps=1500, learning_rate=0.05, kind="l1", scale=100.0)
+    shares_after, totals = decoder.shares_and_totals(codes)
+    assert torch.equal(shares_after, shares_before)
+    for group in (slice(0, 300), slice(300, 600)):
+        median = sums[group].median(dim=0).values
+        assert ((totals[group] / median - 1).abs().max().item()) < 0.03
+
+
+def test_channel_sums_follow_the_decoders_partition() -> None:
+    counts = torch.poisson(3.0 * torch.rand(4, 44, 44, generator=torch.Generator().manual_seed(0)))
+    for parity in ("odd", "even"):
+        decoder = ChannelTotalsDecoder(6, [8], (44, 44), parity=parity)
+        assert torch.allclose(decoder.channel_sums(counts), channels(counts, parity=parity))

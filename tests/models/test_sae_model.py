@@ -49,6 +49,8 @@ def test_registry_knows_the_sae_and_rejects_unknown_names() -> None:
         ({"shape_loss": "photon_likelihood"}, "photon_likelihood needs decoder: channel_totals"),
         ({"shape_refit_steps": 10}, "shape_refit_steps needs decoder: channel_totals"),
         ({"shape_refit_steps": -1}, "shape_refit_steps must not be negative"),
+        ({"totals_refit_steps": 10}, "totals_refit_steps needs decoder: channel_totals"),
+        ({"totals_refit_steps": -1}, "totals_refit_steps must not be negative"),
     ],
 )
 def test_bad_model_configs_raise_one_line(values: dict, message: str) -> None:
@@ -190,20 +192,29 @@ def test_refinement_fits_the_generator_to_the_codes_and_freezes_the_autoencoder(
     assert all(torch.equal(model.state_dict()[k], v) for k, v in again.state_dict().items())
 
 
+def refit_model(tiny_config, **refits: int) -> tuple[SinkhornAutoencoder, dict]:
+    """A channel-totals SAE set to refit its decoder, and a copy of every tensor of its
+    state but the decoder's output layer (the only one a refit may change)."""
+    torch.manual_seed(0)
+    model = SinkhornAutoencoder(dataclasses.replace(
+        tiny_config, decoder="channel_totals", refine_batch_size=32,
+        refine_learning_rate=1e-2, **refits))
+    last = model.decoder.mlp.last_linear
+    refitted = {name for name, value in model.named_parameters()
+                if value is last.weight or value is last.bias}
+    assert len(refitted) == 2
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if k not in refitted}
+    return model, frozen
+
+
 def test_shape_refit_moves_the_light_within_channels_and_nothing_else(
     tiny_config, synthetic_batch
 ) -> None:
     """With shape_refit_steps alone, only the decoder's pixel logits change: the channel
     sums of every decoded response stay, and the photons' divergence falls."""
-    torch.manual_seed(0)
-    model = SinkhornAutoencoder(dataclasses.replace(
-        tiny_config, decoder="channel_totals", shape_refit_steps=200, refine_batch_size=32,
-        refine_learning_rate=1e-2))
+    model, frozen = refit_model(tiny_config, shape_refit_steps=200)
     images, conditions = synthetic_batch
     last = model.decoder.mlp.last_linear
-    refitted = {name for name, value in model.named_parameters()
-                if value is last.weight or value is last.bias}
-    frozen = {k: v.clone() for k, v in model.state_dict().items() if k not in refitted}
     totals_rows = (last.weight[-5:].clone(), last.bias[-5:].clone())
     with torch.no_grad():
         codes = model.encode(images)
@@ -220,7 +231,36 @@ def test_shape_refit_moves_the_light_within_channels_and_nothing_else(
                                     model.decoder.mask) < 0.5 * divergence_before
     assert torch.equal(last.weight[-5:], totals_rows[0])
     assert torch.equal(last.bias[-5:], totals_rows[1])
-    assert len(refitted) == 2
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in frozen.items())
+
+
+def test_totals_refit_fits_the_channel_sums_and_nothing_else(tiny_config, synthetic_batch):
+    """With totals_refit_steps alone, only the decoder's 5 total rows change: the
+    reconstructed channel sums move to the real ones (the L1 error of the reconstructions
+    falls), the light's spread within the channels stays, and empty responses are left
+    out (the gate's, as in every refit)."""
+    model, frozen = refit_model(tiny_config, totals_refit_steps=300)
+    images, conditions = synthetic_batch
+    images = images.clone()
+    images[:8] = 0.0  # empty responses: no code, no sums to fit
+    last = model.decoder.mlp.last_linear
+    pixel_rows = (last.weight[:-5].clone(), last.bias[:-5].clone())
+    real = channels(counts_from_log(images[8:]))
+    with torch.no_grad():
+        codes = model.encode(images[8:])
+        error_before = (channels(model.decode_counts(codes)) - real).abs().mean()
+        shares_before, _ = model.decoder.shares_and_totals(codes)
+    batches = [make_batch(images[:40], conditions[:40]), make_batch(images[40:], conditions[40:])]
+    losses = model.refine(batches, torch.Generator().manual_seed(1))
+    assert model.refines and set(losses) == {"loss", "totals"}
+    with torch.no_grad():
+        error_after = (channels(model.decode_counts(codes)) - real).abs().mean()
+        shares_after, _ = model.decoder.shares_and_totals(codes)
+    assert error_after < 0.5 * error_before
+    assert losses["totals"] == pytest.approx(error_after.item() / 100.0, rel=0.05)
+    assert torch.equal(shares_after, shares_before)
+    assert torch.equal(last.weight[:-5], pixel_rows[0])
+    assert torch.equal(last.bias[:-5], pixel_rows[1])
     assert all(torch.equal(model.state_dict()[k], v) for k, v in frozen.items())
 
 
