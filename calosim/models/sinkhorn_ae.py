@@ -73,6 +73,10 @@ from calosim.nn.losses import (
 from calosim.nn.mlp import MLP, ImageMLPDecoder, ImageMLPEncoder
 
 Activation = Literal["relu", "leaky_relu", "elu", "silu", "tanh"]
+# responses kept for the shape refit: 1936 numbers each, so about 250 MB
+SHAPE_FIT_ROWS = 32768
+# responses of the full-batch totals refit: its hidden features take about 0.5 GB
+TOTALS_FIT_ROWS = 262144
 
 
 class RefitData(NamedTuple):
@@ -84,11 +88,6 @@ class RefitData(NamedTuple):
     conditions: torch.Tensor
     images: torch.Tensor | None
     sums: torch.Tensor | None
-
-# responses kept for the shape refit: 1936 numbers each, so about 250 MB
-SHAPE_FIT_ROWS = 32768
-# responses of the full-batch totals refit: its hidden features take about 0.5 GB
-TOTALS_FIT_ROWS = 262144
 
 
 @dataclass
