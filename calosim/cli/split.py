@@ -8,6 +8,7 @@ writes exactly the particles a model trained on DATA never saw to `test.h5`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,6 +17,18 @@ from calosim.errors import CalosimError
 
 DEFAULT_SPLIT_SEED = 1  # the seed of the shipped configs (configs/*/*.yaml: `seed: 1`)
 PARTS = ("train", "val", "test")
+
+
+def _write_periods(dataset: Any, data: Path, out_dir: Path, n_tasks: int) -> None:
+    from calosim.data import energy_task_indices, write_dataset
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for period, rows in enumerate(energy_task_indices(dataset.column("Energy"), n_tasks)):
+        path = out_dir / f"period_{period + 1}.h5"
+        write_dataset(path, dataset.subset(rows), attrs={
+            "source_creator": dataset.attrs.get("creator", ""), "creator": creator_command(),
+            "split_of": str(data), "energy_period": f"{period + 1} of {n_tasks}"})
+        click.echo(f"period {period + 1}: {len(rows)} responses -> {path}")
 
 
 def _run_split(run_dir: Path, n: int) -> dict:
@@ -41,16 +54,24 @@ def _run_split(run_dir: Path, n: int) -> dict:
               help="Use the split a training run recorded (RUN_DIR/split.npz).")
 @click.option("--fractions", nargs=3, type=click.FloatRange(0, 1), default=(0.8, 0.1, 0.1),
               show_default=True, help="train, val and test fractions.")
+@click.option("--energy-tasks", type=click.IntRange(min=1), default=None,
+              help="Instead: cut DATA into this many energy periods (the continual tasks), "
+                   "OUT_DIR/period_K.h5, low to high energy.")
 def command(
     data: Path, out_dir: Path, seed: int, run_dir: Path | None,
-    fractions: tuple[float, float, float],
+    fractions: tuple[float, float, float], energy_tasks: int | None,
 ) -> None:
-    """Write DATA's train, val and test parts to OUT_DIR/{train,val,test}.h5."""
+    """Write DATA's train, val and test parts to OUT_DIR/{train,val,test}.h5, or with
+    --energy-tasks its energy periods, each to be learnt by a continual run period by
+    period (`calosim train CONFIG --data OUT_DIR/period_K.h5 --out RUN --new-period`)."""
     import numpy as np
 
     from calosim.data import read_dataset, split_indices, write_dataset
 
     dataset = read_dataset(data)
+    if energy_tasks is not None:
+        _write_periods(dataset, data, out_dir, energy_tasks)
+        return
     if run_dir is not None:
         parts = _run_split(run_dir, len(dataset))
     else:

@@ -12,12 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from calosim.continual.evaluation import METRICS
+from calosim.continual.evaluation import PRIMARY_METRIC
 from calosim.errors import DataFormatError
 from calosim.metrics.continual import read_r_matrix, transfer_metrics
 
 COLUMNS = (
     ("strategy", "strategy"),
+    ("final_w1_ratio", "final avg W1 / floor"),
+    ("worst_w1_ratio", "worst task W1 / floor"),
+    ("final_mae_ratio", "final avg MAE / floor"),
+    ("ratio_backward_transfer", "BWT of W1 / floor"),
     ("final_w1", "final avg W1"),
     ("vs_joint", "/ joint"),
     ("backward_transfer", "BWT"),
@@ -41,9 +45,21 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as error:
         raise DataFormatError(f"{path}: cannot read ({error})") from None
     primary = transfer_metrics(read_r_matrix(run_dir))
-    pooled = transfer_metrics(read_r_matrix(run_dir / METRICS[1]))
+    pooled = transfer_metrics(read_r_matrix(run_dir / "pooled_log_w1"))
+    ratios: dict[str, Any] = {}
+    if (run_dir / f"{PRIMARY_METRIC}_ratio").is_dir():
+        w1_ratio = read_r_matrix(run_dir / f"{PRIMARY_METRIC}_ratio")
+        w1_transfer = transfer_metrics(w1_ratio)
+        ratios = {
+            "final_w1_ratio": w1_transfer["final_average"],
+            "worst_w1_ratio": float(w1_ratio.matrix[-1].max()),
+            "final_mae_ratio": transfer_metrics(
+                read_r_matrix(run_dir / "channel_mae_ratio"))["final_average"],
+            "ratio_backward_transfer": w1_transfer["backward_transfer"],
+        }
     return {
         "strategy": metrics["strategy"],
+        **ratios,
         "final_w1": primary["final_average"],
         "backward_transfer": primary["backward_transfer"],
         "forgetting": primary["forgetting"],
@@ -57,13 +73,14 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
 
 def comparison_rows(run_dirs: Sequence[str | Path], reference: str = "joint"
                     ) -> list[dict[str, Any]]:
-    """run_summary of each run, best final W1 first, with the ratio to ``reference``'s
-    final W1 (None when that strategy is not among the runs)."""
+    """run_summary of each run, best final W1 first (the ratio to the floor where the runs
+    have floors), with the ratio to ``reference``'s final W1 (None when that strategy is
+    not among the runs)."""
     rows = [run_summary(d) for d in run_dirs]
     bound = next((r["final_w1"] for r in rows if r["strategy"] == reference), None)
     for row in rows:
         row["vs_joint"] = None if not bound else row["final_w1"] / bound
-    return sorted(rows, key=lambda r: r["final_w1"])
+    return sorted(rows, key=lambda r: r.get("final_w1_ratio") or r["final_w1"])
 
 
 def comparison_table(rows: Sequence[dict[str, Any]]) -> str:

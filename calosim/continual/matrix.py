@@ -5,7 +5,9 @@ task i is done. The baseline (the untrained model on every task) gives the forwa
 transfer. The JSON layout, its checks and the transfer metrics are those of
 calosim.metrics.continual; the heat map is calosim.report.figures_continual's. The
 primary metric goes to ``run_dir/r_matrix.json`` (and r_matrix.png), each other metric
-to ``run_dir/<metric>/r_matrix.json``.
+to ``run_dir/<metric>/r_matrix.json``. With floors (the same metric between the test
+responses and a second Monte Carlo simulation of the same particles) each matrix also
+goes out as its ratio to the floor of each column, ``run_dir/<metric>_ratio/``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class RMatrices:
         n = len(self.tasks)
         self.values = {metric: np.full((n, n), np.nan) for metric in self.metrics}
         self.baseline: dict[str, np.ndarray | None] = {metric: None for metric in self.metrics}
+        self.floors: dict[str, np.ndarray] = {}
 
     @property
     def rows_done(self) -> int:
@@ -52,6 +55,34 @@ class RMatrices:
         for metric in self.metrics:
             self.baseline[metric] = self._row(scores, metric)
 
+    def record_floors(self, scores: Mapping[str, Sequence[float]]) -> None:
+        """The noise floor of each metric on each task's test set."""
+        self.floors = {metric: self._row(scores, metric) for metric in self.metrics
+                       if metric in scores}
+
+    def ratios(self) -> dict[str, ContinualRun]:
+        """Each metric with a floor as its ratio to that floor, column by column."""
+        return {
+            f"{metric}_ratio": ContinualRun(
+                matrix=self.values[metric] / floor[None, :], metric=f"{metric}_ratio",
+                tasks=tuple(self.tasks),
+                baseline=None if self.baseline[metric] is None
+                else self.baseline[metric] / floor,
+            )
+            for metric, floor in self.floors.items()
+        }
+
+    def extended(self, task: str) -> RMatrices:
+        """A copy with one more task (its column and row unmeasured, its floor unknown)."""
+        grown = RMatrices([*self.tasks, task], self.metrics)
+        n = len(self.tasks)
+        for metric in self.metrics:
+            grown.values[metric][:n, :n] = self.values[metric]
+            if self.baseline[metric] is not None:
+                grown.baseline[metric] = np.append(self.baseline[metric], np.nan)
+        grown.floors = {m: np.append(f, np.nan) for m, f in self.floors.items()}
+        return grown
+
     def _row(self, scores: Mapping[str, Sequence[float]], metric: str) -> np.ndarray:
         row = np.asarray(scores[metric], dtype=np.float64)
         if row.shape != (len(self.tasks),):
@@ -67,17 +98,18 @@ class RMatrices:
         """Transfer metrics of every metric's matrix (a complete run only)."""
         if not self.complete:
             raise CalosimError(f"the R matrix has {self.rows_done} of {len(self.tasks)} rows")
-        return {metric: transfer_metrics(self.run(metric)) for metric in self.metrics}
+        runs = {metric: self.run(metric) for metric in self.metrics} | self.ratios()
+        return {name: transfer_metrics(run) for name, run in runs.items()}
 
     def write(self, run_dir: str | Path) -> list[Path]:
         """r_matrix.json and r_matrix.png per metric (see the module docstring)."""
         from calosim.report.figures_continual import R_MATRIX_PNG, r_matrix_figure
 
         written = []
-        for metric in self.metrics:
+        runs = {metric: self.run(metric) for metric in self.metrics} | self.ratios()
+        for metric, run in runs.items():
             where = Path(run_dir) if metric == PRIMARY_METRIC else Path(run_dir) / metric
             where.mkdir(parents=True, exist_ok=True)
-            run = self.run(metric)
             written.append(write_r_matrix(where, run.matrix, metric, run.tasks,
                                           baseline=run.baseline))
             figure = r_matrix_figure(run)
@@ -92,6 +124,7 @@ class RMatrices:
             "tasks": list(self.tasks),
             "values": {m: self.values[m].tolist() for m in self.metrics},
             "baseline": {m: None if b is None else b.tolist() for m, b in self.baseline.items()},
+            "floors": {m: f.tolist() for m, f in self.floors.items()},
         }
 
     @classmethod
@@ -101,4 +134,5 @@ class RMatrices:
             matrices.values[metric] = np.asarray(values, dtype=np.float64)
         for metric, values in state["baseline"].items():
             matrices.baseline[metric] = None if values is None else np.asarray(values, float)
+        matrices.floors = {m: np.asarray(f, float) for m, f in state.get("floors", {}).items()}
         return matrices

@@ -9,11 +9,18 @@ top-level ``continual:`` section.
     model: {name: multiband_vae, latent_dim: 8, ...}   # the strategy's model, its sizes
     training: {epochs: 12, batch_size: 256, learning_rate: 1.0e-3}   # per task
     data: zn.h5                # ContinualRunOptions: data, seed, max_rows, split,
-    seed: 1                    #   test_size, standardiser, round_counts, rounding
+    seed: 1                    #   test_size, standardiser, round_counts, rounding, floor
+
+Strategies written for one model (multiband, lifelong_vae, boovae, binplay) name it; the
+plug-ins of the Trainer (naive, joint, generative_replay, ewc, si, mergan) train any
+registered model, with the ``training:`` section of calosim.training.TrainingConfig per
+task (epochs, early stopping, moving average and the model's refinement phase).
 
 The run directory receives config.yaml (resolved, with the seed), the files of
 calosim.continual.loop, r_matrix.json / r_matrix.png (mean per-channel W1) and
-pooled_log_w1/r_matrix.{json,png} once every task is learnt, and metrics.json.
+channel_mae/ and pooled_log_w1/r_matrix.{json,png} once every task is learnt, with the
+ratios to the noise floor of each task (``floor: mc``) in <metric>_ratio/, and
+metrics.json.
 """
 
 from __future__ import annotations
@@ -28,9 +35,9 @@ from typing import Any, Literal
 import torch
 
 from calosim.continual.loop import MODEL_FILE, ContinualOutcome, ensure_new_run, run_continual
-from calosim.continual.scenario import Scenario, energy_scenario
+from calosim.continual.scenario import energy_scenario
 from calosim.continual.strategies import Strategy, strategy_class
-from calosim.continual.strategies.base import ContinualTraining, StrategyContext
+from calosim.continual.strategies.base import StrategyContext
 from calosim.errors import CalosimError
 from calosim.models.base import config_from_dict, config_to_dict, resolve_device
 from calosim.models.registry import build_model, model_classes
@@ -44,7 +51,7 @@ from calosim.training.run import (
     pop_model_section,
     pop_section,
 )
-from calosim.training.trainer import write_text_atomic
+from calosim.training.trainer import TrainingConfig, write_text_atomic
 
 
 @dataclass
@@ -77,6 +84,9 @@ class ContinualRunOptions:
     standardiser: Literal["alice", "first_task"] = "alice"
     round_counts: bool = True
     rounding: Literal["nearest", "stochastic"] = "nearest"
+    # mc: each task's noise floor from a second simulation by the embedded Monte Carlo
+    # (data it made); none: data of another simulation, whose floor it cannot give
+    floor: Literal["mc", "none"] = "mc"
 
     def __post_init__(self) -> None:
         if self.max_rows is not None and self.max_rows < 10:
@@ -94,8 +104,9 @@ class ResolvedContinualConfig:
     continual: ContinualSection
     strategy: type[Strategy]
     options: Any
+    model_name: str
     model: Any
-    training: ContinualTraining
+    training: TrainingConfig
     run: ContinualRunOptions
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,7 +114,7 @@ class ResolvedContinualConfig:
         return {
             "continual": {**config_to_dict(self.continual),
                           "options": config_to_dict(self.options)},
-            "model": {"name": self.strategy.model_name, **config_to_dict(self.model)},
+            "model": {"name": self.model_name, **config_to_dict(self.model)},
             "training": config_to_dict(self.training),
             **config_to_dict(self.run),
         }
@@ -124,14 +135,14 @@ def resolve_continual_config(config: Mapping[str, Any]) -> ResolvedContinualConf
     strategy = strategy_class(continual.strategy)
     options = config_from_dict(strategy.options_class, continual.options, "continual.options")
     name, model_values = pop_model_section(config, strategy.model_name)
-    if name != strategy.model_name:
+    if strategy.model_name is not None and name != strategy.model_name:
         raise CalosimError(f"config: strategy {strategy.name!r} trains model "
                            f"{strategy.model_name!r}, not {name!r}")
     config_class, _ = model_classes(name)
     model = config_from_dict(config_class, model_values, "model")
-    training = config_from_dict(ContinualTraining, pop_section(config, "training"), "training")
+    training = config_from_dict(TrainingConfig, pop_section(config, "training"), "training")
     run = config_from_dict(ContinualRunOptions, config, "config")
-    return ResolvedContinualConfig(continual, strategy, options, model, training, run)
+    return ResolvedContinualConfig(continual, strategy, options, name, model, training, run)
 
 
 def train_continual_from_config(
@@ -161,7 +172,7 @@ def train_continual_from_config(
     if isinstance(data, str | os.PathLike):
         raw["data"] = str(data)
     if resume:
-        raw = _config_for_resume(run_dir, raw, seed_given=seed is not None)
+        raw = config_for_resume(run_dir, raw, seed_given=seed is not None)
     resolved = resolve_continual_config(raw)
     if resolved.run.seed is None:
         resolved.run.seed = fresh_seed()
@@ -170,7 +181,8 @@ def train_continual_from_config(
     dataset, source = _load_dataset(data, resolved.run)
     scenario = energy_scenario(dataset, resolved.continual.n_tasks, run_seed,
                                resolved.run.split, source=source)
-    strategy = _build_strategy(resolved, scenario, run_seed, device, progress)
+    strategy = build_strategy(resolved, scenario.tasks[0].train.particles, run_seed, device,
+                              progress)
     fingerprint = data_fingerprint(dataset.particles)
     if not resume:
         ensure_new_run(run_dir)
@@ -178,14 +190,16 @@ def train_continual_from_config(
     outcome = run_continual(
         scenario, strategy, run_dir, seed=run_seed, test_size=resolved.run.test_size,
         resume=resume, max_minutes=max_minutes, progress=progress,
-        data_fingerprint=fingerprint,
+        data_fingerprint=fingerprint, floors=resolved.run.floor == "mc",
+        floor_cache=floor_cache_dir(),
     )
-    metrics = _metrics(resolved, scenario, strategy, outcome, source, fingerprint, run_seed)
+    metrics = run_metrics(resolved, scenario.describe(), strategy, outcome, source, fingerprint,
+                          run_seed)
     write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return TrainResult(model_path=run_dir / MODEL_FILE, run_dir=run_dir, metrics=metrics)
 
 
-def _config_for_resume(run_dir: Path, raw: dict[str, Any], *, seed_given: bool) -> dict[str, Any]:
+def config_for_resume(run_dir: Path, raw: dict[str, Any], *, seed_given: bool) -> dict[str, Any]:
     """The run's own config; the new one may differ only in ``data``."""
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
@@ -216,21 +230,31 @@ def _load_dataset(data: Any, run: ContinualRunOptions) -> tuple[Any, str]:
     return read_dataset(path, max_rows=run.max_rows), str(path)
 
 
-def _build_strategy(resolved: ResolvedContinualConfig, scenario: Scenario, seed: int,
-                    device: str, progress: bool) -> Strategy:
+def build_strategy(resolved: ResolvedContinualConfig, first_particles: Any, seed: int,
+                   device: str, progress: bool) -> Strategy:
+    """The strategy of the config around its freshly built model (seeded by ``seed``);
+    ``first_particles``: the first task's training particles, for a fitted standardiser."""
     from calosim.data.transforms import ALICE_DEPLOYED, ParticleStandardiser
 
     standardiser = (ALICE_DEPLOYED if resolved.run.standardiser == "alice"
-                    else ParticleStandardiser.fit(scenario.tasks[0].train.particles))
+                    else ParticleStandardiser.fit(first_particles))
+    torch_device = resolve_device(device)
     context = StrategyContext(
-        standardiser=standardiser, training=resolved.training, device=resolve_device(device),
+        standardiser=standardiser, training=resolved.training, device=torch_device,
         seed=seed, condition_memory=resolved.continual.condition_memory,
         round_counts=resolved.run.round_counts, rounding=resolved.run.rounding,
-        progress=progress,
+        progress=progress, model_name=resolved.model_name,
     )
     torch.manual_seed(seed)
-    model = build_model(resolved.strategy.model_name, resolved.model)
+    model = build_model(resolved.model_name, resolved.model)
     return resolved.strategy(model, resolved.options, context)
+
+
+def floor_cache_dir() -> Path:
+    """Where the noise floors of test sets are cached (beside the other caches)."""
+    from calosim.metrics.classifier import cache_root
+
+    return cache_root() / "floors"
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -241,27 +265,27 @@ def _nan_to_none(value: Any) -> Any:
     return None if isinstance(value, float) and value != value else value
 
 
-def _metrics(
-    resolved: ResolvedContinualConfig, scenario: Scenario, strategy: Strategy,
+def run_metrics(
+    resolved: ResolvedContinualConfig, tasks: list[dict[str, Any]], strategy: Strategy,
     outcome: ContinualOutcome, source: str, fingerprint: str, seed: int,
 ) -> dict[str, Any]:
     """metrics.json: transfer metrics, matrices, per-task records, costs, provenance."""
     matrices = outcome.matrices
     return {
         "strategy": strategy.name,
-        "model": strategy.model_name,
+        "model": resolved.model_name,
         "seed": seed,
         "stop_reason": outcome.stop_reason,
         "tasks_learnt": matrices.rows_done,
         "summary": matrices.summary() if matrices.complete else None,
         # NaN (rows not yet learnt) as null, so the file stays strict JSON
         **{key: _nan_to_none(value) for key, value in matrices.state_dict().items()
-           if key in ("values", "baseline")},
+           if key in ("values", "baseline", "floors")},
         "memory_bytes": strategy.memory_bytes(),
         "model_parameters": sum(p.numel() for p in strategy.model.parameters()),
         "train_seconds": sum(r["train_seconds"] for r in outcome.task_records),
         "seconds_this_call": outcome.seconds,
-        "scenario": scenario.describe(),
+        "scenario": tasks,
         "data": {"path": source, "fingerprint": fingerprint},
         "epochs_per_task": resolved.training.epochs,
     }

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from calosim.data.dataset import ZDCDataset
-from calosim.data.tasks import DEFAULT_FRACTIONS, energy_task_edges, energy_task_splits
+from calosim.data.tasks import (
+    DEFAULT_FRACTIONS,
+    energy_task_edges,
+    energy_task_splits,
+    period_split,
+)
 from calosim.errors import CalosimError, DataFormatError
 
 
@@ -74,19 +79,42 @@ def energy_scenario(
     energies = dataset.column("Energy")
     edges = energy_task_edges(energies, n_tasks)
     splits = energy_task_splits(energies, n_tasks, seed, fractions)
-    tasks = []
-    for index, split in enumerate(splits):
-        low, high = float(edges[index]), float(edges[index + 1])
-        if len(split["train"]) < 2 or len(split["test"]) < 1:
-            raise CalosimError(
-                f"{source}: energy task {index + 1} of {n_tasks} ({low:.4g}-{high:.4g} GeV) has "
-                f"{len(split['train'])} training and {len(split['test'])} test responses; "
-                "use more data or fewer tasks"
-            )
-        tasks.append(ContinualTask(
-            index=index,
-            name=f"{low:.0f}-{high:.0f} GeV",
-            energy_range=(low, high),
-            **{part: dataset.subset(np.asarray(rows)) for part, rows in split.items()},
-        ))
+    tasks = [
+        _task(dataset, index, split, (float(edges[index]), float(edges[index + 1])),
+              f"{source}: energy task {index + 1} of {n_tasks}")
+        for index, split in enumerate(splits)
+    ]
     return Scenario(tasks=tuple(tasks), seed=seed)
+
+
+def period_task(
+    dataset: ZDCDataset, period: int, seed: int,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS, *, source: str = "dataset",
+) -> ContinualTask:
+    """One data-taking period's file as task ``period`` (0-based) of a run seeded ``seed``:
+    split as energy_scenario splits that task (calosim.data.tasks.period_split), its
+    energy range the file's."""
+    if not dataset.has_responses:
+        raise DataFormatError(f"{source}: holds particles only, no responses to learn from")
+    energies = dataset.column("Energy")
+    if len(energies) == 0 or not np.isfinite(energies).all():
+        raise CalosimError(f"{source}: a period needs particles with finite energies")
+    split = period_split(len(dataset), seed, period, fractions)
+    return _task(dataset, period, split, (float(energies.min()), float(energies.max())),
+                 f"{source}: period {period + 1}")
+
+
+def _task(dataset: ZDCDataset, index: int, split: dict[str, np.ndarray],
+          energy_range: tuple[float, float], where: str) -> ContinualTask:
+    low, high = energy_range
+    if len(split["train"]) < 2 or len(split["test"]) < 1:
+        raise CalosimError(
+            f"{where} ({low:.4g}-{high:.4g} GeV) has {len(split['train'])} training and "
+            f"{len(split['test'])} test responses; use more data or fewer tasks"
+        )
+    return ContinualTask(
+        index=index,
+        name=f"{low:.0f}-{high:.0f} GeV",
+        energy_range=energy_range,
+        **{part: dataset.subset(np.asarray(rows)) for part, rows in split.items()},
+    )

@@ -85,7 +85,18 @@ def energy_task_splits(
     """
     _check_fractions(fractions)
     return [
-        _split(rows, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(task,))),
-               fractions)
+        _split(rows, _task_generator(seed, task), fractions)
         for task, rows in enumerate(energy_task_indices(energies, n_tasks))
     ]
+
+
+def period_split(n: int, seed: int, period: int,
+                 fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, np.ndarray]:
+    """The train/val/test split of the ``n`` rows of one period's file, period ``period``
+    (0-based) of a run seeded ``seed``: the very split energy_task_splits gives task
+    ``period`` when the file holds that task's rows in dataset order."""
+    return _split(np.arange(n), _task_generator(seed, period), fractions)
+
+
+def _task_generator(seed: int, task: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(task,)))

@@ -31,18 +31,24 @@ import torch
 
 from calosim.continual.run import ContinualSection
 from calosim.continual.strategies import strategy_class
-from calosim.continual.strategies.base import ContinualTraining, StrategyContext, TaskData
+from calosim.continual.strategies.base import StrategyContext, TaskData
 from calosim.data.image_tasks import class_incremental_tasks, dirichlet_tasks
 from calosim.data.images import ImageDataset, load_image_benchmark
 from calosim.errors import CalosimError
 from calosim.images.generator import ImageGenerator, save_image_model
-from calosim.images.train import ImageDataConfig, ImageEvaluationConfig, resolve_image_config
+from calosim.images.train import (
+    ImageDataConfig,
+    ImageEvaluationConfig,
+    ImageTrainer,
+    resolve_image_config,
+)
 from calosim.metrics.continual import read_r_matrix, transfer_metrics, write_r_matrix
 from calosim.metrics.images import feature_scores
-from calosim.models.base import config_from_dict, config_to_dict
+from calosim.models.base import GenerativeModel, config_from_dict, config_to_dict
 from calosim.models.registry import build_model
+from calosim.training.hooks import TrainingHooks
 from calosim.training.run import TrainResult, apply_overrides, dump_config, load_config
-from calosim.training.trainer import write_text_atomic
+from calosim.training.trainer import TrainingConfig, TrainingData, write_text_atomic
 
 
 @dataclass
@@ -80,6 +86,20 @@ def _fid_row(generator: ImageGenerator, classifier: Any, tests: Sequence[ImageDa
     return row
 
 
+def _task_data(index: int, name: str, part: ImageDataset, generator: ImageGenerator,
+               validation_fraction: float, seed: int) -> TaskData:
+    """A task's images as the strategies read them; for the Trainer, a validation part of
+    the task's own images (the labels stand where ZN particles do)."""
+    parts = part.split(validation_fraction, seed + index)
+    training = TrainingData(responses=parts.train.images,
+                            conditions=generator.conditions(parts.train.labels),
+                            validation_particles=parts.test.labels,
+                            validation_responses=parts.test.images)
+    return TaskData(index, name, torch.from_numpy(parts.train.images),
+                    torch.from_numpy(generator.conditions(parts.train.labels)), (0.0, 0.0),
+                    training)
+
+
 def train_image_continual(
     config: str | Path | Mapping[str, Any], *, data: Any = None, out_dir: str | Path,
     seed: int | None = None, overrides: Sequence[str] = (), max_minutes: float | None = None,
@@ -99,7 +119,7 @@ def train_image_continual(
     if seed is not None:
         raw["seed"] = seed
     section = config_from_dict(ImageContinualSection, raw.pop("continual", None), "continual")
-    training = config_from_dict(ContinualTraining, raw.pop("training", None), "training")
+    training = config_from_dict(TrainingConfig, raw.pop("training", None), "training")
     plain_data = config_from_dict(ImageDataConfig, raw.get("data"), "data")
     if not plain_data.conditional:
         raise CalosimError("config: continual image runs replay labels; set data.conditional")
@@ -107,7 +127,7 @@ def train_image_continual(
                                   digits_size=plain_data.digits_size, seed=plain_data.split_seed)
     run = resolve_image_config(raw, splits.train.image_shape, splits.train.n_classes)
     strategy_cls = strategy_class(section.strategy)
-    if run.model_name != strategy_cls.model_name:
+    if strategy_cls.model_name is not None and run.model_name != strategy_cls.model_name:
         raise CalosimError(f"config: strategy {section.strategy} trains model "
                            f"{strategy_cls.model_name!r}, not {run.model_name!r}")
     options = config_from_dict(strategy_cls.options_class, section.options, "continual.options")
@@ -122,12 +142,26 @@ def train_image_continual(
                      for t in tests]
 
     torch.manual_seed(run.seed)
-    context = StrategyContext(standardiser=None, training=training,
-                              device=torch.device(device), seed=run.seed,
-                              condition_memory=section.condition_memory, progress=progress)
+    torch_device = torch.device(device)
+
+    def generator_of(model: GenerativeModel) -> ImageGenerator:
+        return ImageGenerator(model, run.model_name, plain_data.benchmark,
+                              splits.train.n_classes, True, device=torch_device)
+
+    def make_trainer(model: GenerativeModel, data: TrainingData, config: TrainingConfig,
+                     task_dir: Path, task_seed: int, hooks: TrainingHooks) -> ImageTrainer:
+        return ImageTrainer(generator_of(model), data, config, classifier=classifier,
+                            k=evaluation.k, run_dir=task_dir, seed=task_seed,
+                            progress=progress, hooks=hooks)
+
+    context = StrategyContext(standardiser=None, training=training, device=torch_device,
+                              seed=run.seed, condition_memory=section.condition_memory,
+                              progress=progress, model_name=run.model_name, run_dir=run_dir,
+                              trainer_factory=make_trainer,
+                              replay_images=lambda model, noise, conditions, _: model.generate(
+                                  noise, conditions))
     strategy = strategy_cls(build_model(run.model_name, run.model), options, context)
-    generator = ImageGenerator(strategy.model, run.model_name, plain_data.benchmark,
-                               splits.train.n_classes, True, device=torch.device(device))
+    generator = generator_of(strategy.model)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = {"continual": config_to_dict(section), **run.to_dict(),
                 "training": config_to_dict(training)}
@@ -137,8 +171,8 @@ def train_image_continual(
     matrix = np.full((section.n_tasks, section.n_tasks), np.nan)
     for index, part in enumerate(trains):
         strategy.begin_task(index)
-        task = TaskData(index, names[index], torch.from_numpy(part.images),
-                        torch.from_numpy(generator.conditions(part.labels)), (0.0, 0.0))
+        task = _task_data(index, names[index], part, generator, run.data.validation_fraction,
+                          run.seed)
         strategy.learn_task(task)
         strategy.end_task(task)
         matrix[index] = _fid_row(generator, classifier, tests, test_features, run.seed)

@@ -30,6 +30,7 @@ from calosim.metrics.images import DEFAULT_NEIGHBOURS, feature_scores
 from calosim.models.base import config_from_dict, config_to_dict
 from calosim.models.registry import build_model, model_classes
 from calosim.simulators.base import fresh_seed
+from calosim.training.hooks import NO_HOOKS, TrainingHooks
 from calosim.training.run import (
     TrainResult,
     _copy_atomic,
@@ -141,11 +142,12 @@ class ImageTrainer(Trainer):
     """
 
     def __init__(self, generator: ImageGenerator, data: TrainingData, config: TrainingConfig,
-                 *, classifier: Any, k: int, run_dir: Path, seed: int, progress: bool) -> None:
+                 *, classifier: Any, k: int, run_dir: Path, seed: int, progress: bool,
+                 hooks: TrainingHooks = NO_HOOKS) -> None:
         from calosim.metrics.classifier import extract_features
 
         super().__init__(generator, data, config, run_dir=run_dir, seed=seed,  # type: ignore[arg-type]
-                         progress=progress)
+                         progress=progress, hooks=hooks)
         self.generator = generator
         self.classifier = classifier
         self.k = k

@@ -257,16 +257,30 @@ class GenerativeModel(nn.Module, ABC):
         batch: Batch,
         optimisers: Sequence[torch.optim.Optimizer],
         grad_clip: float | None = None,
+        penalty: Callable[[], Mapping[str, torch.Tensor]] | None = None,
     ) -> dict[str, float]:
-        """One optimisation step on ``batch``; returns the losses as floats."""
+        """One optimisation step on ``batch``; returns the losses as floats. ``penalty``
+        gives weighted terms added to the loss (a continual strategy's, by name)."""
         (optimiser,) = optimisers
         optimiser.zero_grad(set_to_none=True)
-        losses = self.training_losses(batch)
+        losses = with_penalty(self.training_losses(batch), penalty)
         losses["loss"].backward()
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
         optimiser.step()
         return {name: float(value.detach()) for name, value in losses.items()}
+
+
+def with_penalty(
+    losses: dict[str, torch.Tensor], penalty: Callable[[], Mapping[str, torch.Tensor]] | None
+) -> dict[str, torch.Tensor]:
+    """``losses`` with the terms of ``penalty`` logged by name and added to "loss"."""
+    if penalty is None:
+        return losses
+    for name, term in penalty().items():
+        losses[name] = term
+        losses["loss"] = losses["loss"] + term
+    return losses
 
 
 # -------------------------------------------------------------------------- simulator

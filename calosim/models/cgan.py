@@ -17,7 +17,7 @@ player's parameters.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
-from calosim.models.base import Batch, GenerativeModel, ModelConfig
+from calosim.models.base import Batch, GenerativeModel, ModelConfig, with_penalty
 from calosim.models.registry import register
 from calosim.nn.conditional_ae import Activation, Backbone, check_backbone
 from calosim.nn.conditioning import ConditionalImageDecoder, ConditionalImageEncoder
@@ -194,9 +194,11 @@ class ConditionalGAN(GenerativeModel):
         batch: Batch,
         optimisers: Sequence[torch.optim.Optimizer],
         grad_clip: float | None = None,
+        penalty: Callable[[], Mapping[str, torch.Tensor]] | None = None,
     ) -> dict[str, float]:
         """``critic_steps`` critic updates on slices of the batch, then one generator
-        update; returns the critic losses averaged over its updates and the generator's."""
+        update; returns the critic losses averaged over its updates and the generator's.
+        ``penalty`` (a continual strategy's terms) joins the generator's objective."""
         generator_optimiser, critic_optimiser = optimisers
         sums: dict[str, float] = {}
         rows_of_batch = torch.arange(batch.images.shape[0], device=batch.images.device)
@@ -214,11 +216,14 @@ class ConditionalGAN(GenerativeModel):
 
         generator_optimiser.zero_grad(set_to_none=True)
         with frozen(self.critic):
-            generator = self.generator_loss(batch.conditions, batch)
-            generator.backward()
+            objective = with_penalty({"loss": self.generator_loss(batch.conditions, batch)},
+                                     penalty)
+            objective["loss"].backward()
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(self.generator.parameters(), grad_clip)
         generator_optimiser.step()
-        sums["generator"] = float(generator.detach())
+        sums.update({name: float(value.detach()) for name, value in objective.items()
+                     if name != "loss"})
+        sums["generator"] = float(objective["loss"].detach())
         sums["loss"] = sums["critic"] + sums["generator"]
         return sums

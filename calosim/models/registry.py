@@ -48,6 +48,15 @@ def available_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def registered_name(model: GenerativeModel) -> str:
+    """The name ``model``'s class is registered under; CalosimError for an unregistered one."""
+    _import_model_modules()
+    for name, cls in _REGISTRY.items():
+        if type(model) is cls:
+            return name
+    raise CalosimError(f"model class {type(model).__name__} is not registered")
+
+
 def model_classes(name: str) -> tuple[type[ModelConfig], type[GenerativeModel]]:
     """(ConfigClass, ModuleClass) registered under ``name``; CalosimError if unknown."""
     if name not in _REGISTRY:

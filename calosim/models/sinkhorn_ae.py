@@ -412,6 +412,10 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
             images, conditions = images[~empty], conditions[~empty]
         if images.shape[0] >= 2:
             codes = self.encode(images)
+            if not bool(torch.isfinite(codes).all()):
+                # the Sinkhorn solver cannot even size its schedule on such codes
+                raise CalosimError("training diverged: the encoder's codes are not finite; "
+                                   "lower training.learning_rate or set training.grad_clip")
             if c.shape_loss == "photon_likelihood":
                 counts = counts_from_log(images)
                 log_shares, totals = self.decoder.shares_and_totals(codes)

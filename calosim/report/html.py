@@ -287,8 +287,9 @@ def _breakdown_table(
     page.table(header, rows)
 
 
-def continual_page(result: dict[str, Any], png: bytes) -> HtmlPage:
-    """The report of a continual run: R-matrix heat map, matrix and transfer metrics."""
+def continual_page(result: dict[str, Any], pngs: list[bytes]) -> HtmlPage:
+    """The report of a continual run: R-matrix heat map, matrix and transfer metrics, and
+    the same for the matrix as ratios to each task's noise floor where the run has them."""
     transfer = result["transfer"]
     direction = "lower" if transfer["lower_is_better"] else "higher"
     page = HtmlPage("calosim continual-learning report",
@@ -302,19 +303,27 @@ def continual_page(result: dict[str, Any], png: bytes) -> HtmlPage:
         "value to the end (positive: forgotten). Forward transfer: mean improvement on a "
         "task before training on it over the untrained baseline (needs a baseline)."
     )
-    page.table(["metric", "value"], [
-        ["final average", transfer["final_average"]],
-        ["backward transfer", transfer["backward_transfer"]],
-        ["forgetting", transfer["forgetting"]],
-        ["forward transfer", transfer["forward_transfer"]],
+    entries = [("R matrix", result, pngs[0])]
+    if result.get("ratio") is not None and len(pngs) > 1:
+        page.paragraph("The ratio to the floor divides each column by its task's noise "
+                       "floor: the same metric between the task's test responses and a "
+                       "second Monte Carlo simulation of its particles (1 is the best a "
+                       "simulator can do).")
+        entries.append(("R matrix / noise floor", result["ratio"], pngs[1]))
+    page.table(["metric", *[title for title, _, _ in entries]], [
+        [name, *[entry["transfer"][key] for _, entry, _ in entries]]
+        for name, key in (("final average", "final_average"),
+                          ("backward transfer", "backward_transfer"),
+                          ("forgetting", "forgetting"), ("forward transfer", "forward_transfer"))
     ])
-    page.section("R matrix")
-    page.image(png, "R matrix heat map",
-               "R[i][j]: the metric on task j (column) after training task i (row).")
     tasks = transfer["tasks"]
-    rows = [[f"after {task}", *values] for task, values in zip(tasks, result["matrix"],
-                                                                strict=True)]
-    if result.get("baseline") is not None:
-        rows.append(["baseline (untrained)", *result["baseline"]])
-    page.table(["", *[f"on {task}" for task in tasks]], rows)
+    for title, entry, png in entries:
+        page.section(title)
+        page.image(png, f"{title} heat map",
+                   "R[i][j]: the metric on task j (column) after training task i (row).")
+        rows = [[f"after {task}", *values] for task, values in zip(tasks, entry["matrix"],
+                                                                    strict=True)]
+        if entry.get("baseline") is not None:
+            rows.append(["baseline (untrained)", *entry["baseline"]])
+        page.table(["", *[f"on {task}" for task in tasks]], rows)
     return page

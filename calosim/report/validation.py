@@ -416,29 +416,42 @@ def validate_continual(
 ) -> dict[str, Any]:
     """Transfer metrics of a continual run directory (see calosim.metrics.continual).
 
-    Returns {"run": ..., "matrix": ..., "transfer": {...}}; with ``out_dir`` writes
-    metrics.json, r_matrix.png and report.html there.
+    Returns {"run": ..., "matrix": ..., "transfer": {...}} and, for a run with noise floors,
+    "ratio": the same for the matrix as ratios to each task's floor; with ``out_dir``
+    writes metrics.json, the heat maps and report.html there.
     """
-    from calosim.metrics.continual import r_matrix_path, read_r_matrix, transfer_metrics
+    from calosim.metrics.continual import r_matrix_path, read_r_matrix
 
     run = read_r_matrix(run_dir)
-    result: dict[str, Any] = {
-        "run": str(r_matrix_path(run_dir)),
-        "matrix": [[None if np.isnan(v) else float(v) for v in row] for row in run.matrix],
-        "baseline": None if run.baseline is None else [
-            None if np.isnan(v) else float(v) for v in run.baseline
-        ],
-        "transfer": transfer_metrics(run),
-    }
+    result: dict[str, Any] = {"run": str(r_matrix_path(run_dir)), **_continual_entry(run)}
+    ratio_dir = Path(run_dir) / f"{run.metric}_ratio"
+    ratio = read_r_matrix(ratio_dir) if (ratio_dir / "r_matrix.json").is_file() else None
+    if ratio is not None:
+        result["ratio"] = _continual_entry(ratio)
     if out_dir is not None:
         from calosim.report.figures_continual import R_MATRIX_PNG, r_matrix_figure
         from calosim.report.html import continual_page
         from calosim.report.plots import output_directory, render_png, write_png
 
         directory = output_directory(out_dir)
-        png = render_png(r_matrix_figure(run))
-        result["plots"] = [str(write_png(png, directory / R_MATRIX_PNG))]
+        pngs = [render_png(r_matrix_figure(r)) for r in (run, ratio) if r is not None]
+        names = [R_MATRIX_PNG, f"ratio_{R_MATRIX_PNG}"]
+        result["plots"] = [str(write_png(png, directory / name))
+                           for png, name in zip(pngs, names, strict=False)]
         result["report"] = str(directory / REPORT_HTML)
         write_json_atomic(directory / METRICS_JSON, result)
-        continual_page(result, png).write(directory / REPORT_HTML)
+        continual_page(result, pngs).write(directory / REPORT_HTML)
     return result
+
+
+def _continual_entry(run: Any) -> dict[str, Any]:
+    """An R matrix, its baseline and transfer metrics as plain values (NaN as None)."""
+    from calosim.metrics.continual import transfer_metrics
+
+    return {
+        "matrix": [[None if np.isnan(v) else float(v) for v in row] for row in run.matrix],
+        "baseline": None if run.baseline is None else [
+            None if np.isnan(v) else float(v) for v in run.baseline
+        ],
+        "transfer": transfer_metrics(run),
+    }

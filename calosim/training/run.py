@@ -43,7 +43,8 @@ from calosim.training.trainer import (
 # Settings a resumed run may change: how long it goes on, not what it learns. The data
 # file may move; the checkpoint's data fingerprint checks it holds the same data.
 _RESUMABLE_CHANGES = {
-    ("training", "epochs"), ("training", "patience"), ("training", "max_minutes"), ("data",),
+    ("training", "epochs"), ("training", "patience"), ("training", "max_minutes"),
+    ("training", "max_steps"), ("data",),
 }
 
 
@@ -321,7 +322,7 @@ def _config_for_resume(run_dir: Path, raw: dict[str, Any], *, seed_given: bool) 
     if changed:
         raise CalosimError(
             f"{run_dir}: cannot resume with a different config ({'.'.join(map(str, changed[0]))}"
-            " differs); only training.epochs, patience and max_minutes may change"
+            " differs); only training.epochs, patience, max_minutes and max_steps may change"
         )
     return new
 

@@ -39,6 +39,7 @@ from calosim.training.checkpoint import (
     save_training_state,
 )
 from calosim.training.distributed import SINGLE, Context
+from calosim.training.hooks import NO_HOOKS, TrainingHooks
 
 # The validation score that picks the best epoch. W1 is the default: once a model has
 # learnt its conditions the MAE moves little, while W1 shows whether the distributions
@@ -50,7 +51,9 @@ Monitor = Literal["w1", "mae", "w1+mae"]
 class TrainingConfig:
     """How to train: the ``training:`` section of a run config. ``lr_decay``: the learning
     rate is multiplied by it each epoch; ``ema_decay``: validate and keep an exponential
-    moving average of the weights with this decay per step (None: the weights as trained)."""
+    moving average of the weights with this decay per step (None: the weights as trained);
+    ``max_steps``: a budget of optimisation steps, as whole epochs (at most ``epochs``):
+    unlike ``max_minutes`` it does not depend on the machine, so runs repeat exactly."""
 
     epochs: int = 60
     batch_size: int = 1000
@@ -63,6 +66,7 @@ class TrainingConfig:
     validation_size: int = 5000
     monitor: Monitor = "w1"
     ema_decay: float | None = None
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -85,6 +89,15 @@ class TrainingConfig:
             raise ValueError(f"validation_size must be at least 2, got {self.validation_size}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
+
+    def epochs_for(self, batches_per_epoch: int) -> int:
+        """The epochs to run with this many batches in each: ``epochs``, or fewer where
+        ``max_steps`` runs out first (the epoch it runs out in is completed)."""
+        if self.max_steps is None:
+            return self.epochs
+        return min(self.epochs, math.ceil(self.max_steps / batches_per_epoch))
 
 
 @dataclass
@@ -175,6 +188,9 @@ class Trainer:
     Under torchrun (``context``, see calosim.training.distributed) each process trains
     on its share of every batch with gradients averaged over all, so a step sees the
     same batch as a single-process run; rank 0 validates, decides and writes the files.
+
+    ``hooks`` (calosim.training.hooks) let a plug-in such as a continual strategy extend
+    the batches, add terms to the model's loss and act after each optimiser step.
     """
 
     def __init__(
@@ -189,8 +205,10 @@ class Trainer:
         progress: bool = True,
         clock: Callable[[], float] = time.monotonic,
         context: Context = SINGLE,
+        hooks: TrainingHooks = NO_HOOKS,
     ) -> None:
         self.context = context
+        self.hooks = hooks
         self.simulator = simulator
         self.model = simulator.model
         self.device = simulator.device
@@ -249,7 +267,8 @@ class Trainer:
                 f"{self.context.world_size} processes leave fewer than 2 per process"
             )
         stop_reason = "epochs"
-        while progress.epoch < self.config.epochs:
+        epochs = self.config.epochs_for(n_batches)
+        while progress.epoch < epochs:
             if self._patience_spent(progress):
                 stop_reason = "early stopping"
                 break
@@ -299,7 +318,7 @@ class Trainer:
         done = 0
         bar = tqdm(
             total=n_batches, initial=progress.next_batch, disable=not self.progress,
-            desc=f"epoch {progress.epoch + 1}/{self.config.epochs}", leave=False,
+            desc=f"epoch {progress.epoch + 1}/{self.config.epochs_for(n_batches)}", leave=False,
         )
         timed_out = False
         with bar:
@@ -309,8 +328,9 @@ class Trainer:
                     break
                 batch = self._batch(progress.permutation, progress.next_batch)
                 step_losses = self.context.mean_losses(self.model.training_step(
-                    batch, self.optimisers, self.config.grad_clip
+                    batch, self.optimisers, self.config.grad_clip, penalty=self.hooks.penalty
                 ))
+                self.hooks.after_step(self.model)
                 self.context.broadcast_state(self.model, parameters=False)
                 if self.average is not None:
                     self.average.update_parameters(self.model)
@@ -337,7 +357,8 @@ class Trainer:
     def _batch(self, permutation: torch.Tensor, index: int) -> Batch:
         size = self.config.batch_size
         rows = np.sort(self.data.index[permutation[index * size : (index + 1) * size].numpy()])
-        return self._rows_batch(self.context.shard(rows), self.noise_generator)
+        return self.hooks.extend_batch(self._rows_batch(self.context.shard(rows),
+                                                        self.noise_generator))
 
     def _rows_batch(self, rows: np.ndarray, generator: torch.Generator) -> Batch:
         images = torch.from_numpy(np.asarray(self.model_images(self.data.responses[rows]),
@@ -348,7 +369,8 @@ class Trainer:
     def _training_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         size = self.config.batch_size
         for start in range(0, len(self.data.index), size):
-            yield self._rows_batch(self.data.index[start : start + size], generator)
+            yield self.hooks.extend_batch(
+                self._rows_batch(self.data.index[start : start + size], generator))
 
     # ----------------------------------------------------------------- refinement
 

@@ -54,7 +54,9 @@ def test_a_continual_config_runs_its_task_sequence(run, simulated, tmp_path):
     run_dir = tmp_path / "cl"
     result = run("train", CONFIGS / "continual" / "naive.yaml", "continual.n_tasks=2",
                  "model.encoder_hidden=[16]", "model.decoder_hidden=[16]", "training.epochs=1",
-                 "max_rows=1500", "--data", simulated, "--out", run_dir, "--no-progress")
+                 "training.batch_size=200", "model.refine_steps=20", "model.shape_refit_steps=5",
+                 "model.totals_refit_steps=5", "max_rows=1500", "--data", simulated,
+                 "--out", run_dir, "--no-progress")
     assert result.exit_code == 0, result.output
     matrix = json.loads((run_dir / "r_matrix.json").read_text())["matrix"]
     assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)

@@ -48,6 +48,8 @@ def tiny_config(strategy: str, *, epochs: int = 2, n_tasks: int = 2,
     if strategy == "boovae":
         options = {"components_per_task": 3, "candidates": 32, "monte_carlo": 8,
                    **(options or {})}
+    if strategy in ("naive", "joint", "generative_replay", "ewc", "si", "mergan"):
+        model["name"] = "cvae"  # the Trainer's plug-ins train any model
     if strategy == "multiband":
         model.update({"latent_dim": 3, "n_bits": 2, "global_dim": 8, "translator_hidden": [16],
                       "code_hidden": [4], "code_features": 4})
@@ -58,4 +60,5 @@ def tiny_config(strategy: str, *, epochs: int = 2, n_tasks: int = 2,
         "training": {"epochs": epochs, "batch_size": 32, "learning_rate": 1e-2},
         "seed": 7,
         "test_size": 60,
+        "floor": "none",  # the toy is no Monte Carlo data: it has no floor
     }

@@ -95,14 +95,19 @@ def test_time_budget_stops_between_tasks_and_resume_finishes(toy, tmp_path) -> N
 
 
 def test_r_matrices_keep_rows_in_place_and_round_trip() -> None:
-    matrices = RMatrices(["a", "b"])
+    matrices = RMatrices(["a", "b"], metrics=("wasserstein_mean", "pooled_log_w1"))
     assert matrices.rows_done == 0 and not matrices.complete
     matrices.record_baseline({"wasserstein_mean": [9.0, 9.0], "pooled_log_w1": [1.0, 1.0]})
     matrices.record(0, {"wasserstein_mean": [1.0, 5.0], "pooled_log_w1": [0.1, 0.5]})
     with pytest.raises(Exception, match="2 rows"):
         matrices.summary()
     matrices.record(1, {"wasserstein_mean": [2.0, 1.5], "pooled_log_w1": [0.2, 0.15]})
-    summary = RMatrices.from_state(matrices.state_dict()).summary()["wasserstein_mean"]
+    matrices.record_floors({"wasserstein_mean": [0.5, 1.5]})
+    summaries = RMatrices.from_state(matrices.state_dict()).summary()
+    assert set(summaries) == {"wasserstein_mean", "pooled_log_w1", "wasserstein_mean_ratio"}
+    # each column over its own floor: task a 2.0 / 0.5, task b 1.5 / 1.5
+    assert summaries["wasserstein_mean_ratio"]["final_average"] == pytest.approx(2.5)
+    summary = summaries["wasserstein_mean"]
     assert summary["final_average"] == pytest.approx(1.75)
     assert summary["backward_transfer"] == pytest.approx(-1.0)  # task a: 1.0 -> 2.0
     assert summary["forward_transfer"] == pytest.approx(4.0)  # task b: 9.0 -> 5.0 untrained

@@ -18,6 +18,7 @@ from calosim.continual.run import (
     resolve_continual_config,
     train_continual_from_config,
 )
+from calosim.continual.strategies.generative_replay import GenerativeReplayStrategy
 from calosim.continual.strategies.multiband import MultibandStrategy
 from calosim.errors import CalosimError
 
@@ -32,7 +33,7 @@ def test_multiband_run_writes_its_records_and_a_loadable_model(toy, tmp_path) ->
     assert saved["model"]["name"] == "multiband_vae"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["tasks_learnt"] == 2 and metrics["stop_reason"] == "tasks"
-    assert set(metrics["summary"]) == {"wasserstein_mean", "pooled_log_w1"}
+    assert set(metrics["summary"]) == {"wasserstein_mean", "channel_mae", "pooled_log_w1"}
     records = [json.loads(line) for line in (run / "tasks.jsonl").read_text().splitlines()]
     assert [r["task"] for r in records] == [1, 2]
     assert 0.0 <= records[1]["losses"]["global_forgotten"] <= 1.0
@@ -48,21 +49,24 @@ def test_multiband_run_writes_its_records_and_a_loadable_model(toy, tmp_path) ->
         "tasks_learnt"] == 2
 
 
-def test_resumed_run_equals_an_uninterrupted_one(toy, tmp_path, monkeypatch) -> None:
-    config = tiny_config("multiband", n_tasks=3)
+@pytest.mark.parametrize("strategy", [MultibandStrategy, GenerativeReplayStrategy])
+def test_resumed_run_equals_an_uninterrupted_one(toy, tmp_path, monkeypatch, strategy) -> None:
+    """A run stopped in task 3 and resumed gives the uninterrupted run's R matrix and model,
+    for a strategy of its own loop and for a plug-in of the Trainer."""
+    config = tiny_config(strategy.name, n_tasks=3)
     whole = train_continual_from_config(config, data=toy, out_dir=tmp_path / "whole",
                                         progress=False)
-    learn = MultibandStrategy.learn_task
+    learn = strategy.learn_task
 
     def crash_at_task_three(self, task):  # type: ignore[no-untyped-def]
         if task.index == 2:
             raise KeyboardInterrupt
         return learn(self, task)
 
-    monkeypatch.setattr(MultibandStrategy, "learn_task", crash_at_task_three)
+    monkeypatch.setattr(strategy, "learn_task", crash_at_task_three)
     with pytest.raises(KeyboardInterrupt):
         train_continual_from_config(config, data=toy, out_dir=tmp_path / "cut", progress=False)
-    monkeypatch.setattr(MultibandStrategy, "learn_task", learn)
+    monkeypatch.setattr(strategy, "learn_task", learn)
     with pytest.raises(CalosimError, match="already holds a continual run"):
         train_continual_from_config(config, data=toy, out_dir=tmp_path / "cut", progress=False)
     resumed = train_continual_from_config(config, data=toy, out_dir=tmp_path / "cut",
@@ -91,10 +95,13 @@ def test_resumed_run_equals_an_uninterrupted_one(toy, tmp_path, monkeypatch) -> 
         ({"continual": {"strategy": "naive", "n_tasks": 0}}, "n_tasks must be at least 1"),
         ({"continual": {"strategy": "ewc", "options": {"lambda": 3}}},
          "unknown key continual.options.lambda"),
-        ({"continual": {"strategy": "naive"}, "model": {"name": "multiband_vae"}},
-         "trains model 'cvae', not 'multiband_vae'"),
-        ({"continual": {"strategy": "naive"}, "standardiser": "fit"},
+        ({"continual": {"strategy": "multiband"}, "model": {"name": "cvae"}},
+         "trains model 'multiband_vae', not 'cvae'"),
+        ({"continual": {"strategy": "naive"}}, "needs a model section with a name"),
+        ({"continual": {"strategy": "multiband"}, "standardiser": "fit"},
          "config.standardiser: expected"),
+        ({"continual": {"strategy": "naive"}, "model": "e2e_sae", "floor": "geant4"},
+         "config.floor: expected"),
         ({"continual": "naive"}, "continual must be a mapping"),
     ],
 )
@@ -115,7 +122,11 @@ def test_configs_in_the_repository_resolve() -> None:
         config = load_config(path)
         assert is_continual_config(config)
         resolved = resolve_continual_config(config)
-        assert resolved.strategy.name == path.stem and resolved.run.max_rows == 40000
+        # one scenario for every strategy
+        assert resolved.strategy.name == path.stem and resolved.run.max_rows == 50000
+        if resolved.strategy.model_name is None:  # the Trainer's plug-ins: the strong model
+            model = resolved.model
+            assert resolved.model_name == "e2e_sae" and model.gate and model.refine_steps > 0
     assert not is_continual_config({"model": "cvae"})
 
 
@@ -130,7 +141,7 @@ def test_comparison_table_ranks_runs_against_joint(toy, tmp_path) -> None:
     joint = next(r for r in rows if r["strategy"] == "joint")
     assert joint["vs_joint"] == 1.0
     table = comparison_table(rows)
-    assert table.splitlines()[0].startswith("| strategy | final avg W1 | / joint |")
+    assert table.splitlines()[0].startswith("| strategy | final avg W1 / floor | worst task")
     assert len(table.splitlines()) == 4
     with pytest.raises(CalosimError, match="no such file"):
         comparison_rows([tmp_path / "missing"])

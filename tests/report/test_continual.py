@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,19 @@ def test_validate_continual_reports_the_transfer_metrics(tmp_path):
     assert json.loads((out / "metrics.json").read_text()) == result
     page = (out / "report.html").read_text()
     assert "forward transfer" in page and "after mid" in page and "on high" in page
+
+
+def test_validate_continual_shows_the_ratio_to_the_floor(tmp_path):
+    write_r_matrix(tmp_path, MATRIX, "w1", TASKS, baseline=BASELINE)
+    floors = np.array([0.5, 2.0, 4.0])
+    ratio = (np.array(MATRIX, dtype=float) / floors[None, :]).tolist()
+    write_r_matrix(tmp_path / "w1_ratio", ratio, "w1_ratio", TASKS,
+                   baseline=(np.array(BASELINE) / floors).tolist())
+    out = tmp_path / "report"
+    result = validate_continual(tmp_path, out)
+    np.testing.assert_allclose(result["ratio"]["matrix"], ratio)
+    assert result["ratio"]["transfer"]["final_average"] == pytest.approx(np.mean(ratio[-1]))
+    assert len(result["plots"]) == 2 and all(Path(p).is_file() for p in result["plots"])
+    page = (out / "report.html").read_text()
+    assert "R matrix / noise floor" in page and "second Monte Carlo simulation" in page
+    assert "ratio" not in validate_continual(tmp_path / "w1_ratio")  # a floor has no floor

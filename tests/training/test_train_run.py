@@ -221,3 +221,14 @@ def test_refuses_to_overwrite_or_resume_a_different_run(tmp_path, tiny_dataset, 
                           progress=False, resume=True)
     with pytest.raises(CalosimError, match="nothing to resume"):
         train_tiny(tiny_run_config, tiny_dataset, tmp_path / "new", resume=True)
+
+
+def test_a_step_budget_runs_whole_epochs_until_it_is_spent(tmp_path, tiny_dataset,
+                                                           tiny_run_config) -> None:
+    tiny_run_config["training"].update({"epochs": 50, "batch_size": 20, "max_steps": 5,
+                                        "patience": None})
+    result = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "run")
+    n_train = result.metrics["data"]["n_train"]
+    batches = n_train // 20
+    assert result.metrics["epochs_run"] == -(-5 // batches)  # ceil: whole epochs
+    assert result.metrics["stop_reason"] == "epochs"

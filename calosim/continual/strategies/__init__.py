@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from calosim.continual.strategies.base import (
-    ContinualTraining,
     Strategy,
     StrategyContext,
     StrategyOptions,
@@ -51,6 +50,6 @@ def strategy_class(name: str) -> type[Strategy]:
 
 
 __all__ = [
-    "STRATEGIES", "ContinualTraining", "Strategy", "StrategyContext", "StrategyOptions",
+    "STRATEGIES", "Strategy", "StrategyContext", "StrategyOptions",
     "TaskData", "frozen_copy", "prepare_task", "strategy_class",
 ]

@@ -5,6 +5,11 @@ from that task's data only, plus what it declares it keeps (``memory_bytes``). T
 calls ``begin_task`` (which reseeds every random generator from (seed, task), so a run
 resumed at a task boundary continues exactly as an uninterrupted one), ``learn_task``,
 ``end_task``, then evaluates ``simulator()``; ``state_dict`` is the task checkpoint.
+
+Two kinds implement ``learn_task``: the plug-ins of the one Trainer, around any model
+(calosim.continual.strategies.plugin: naive, joint, generative replay, EWC, SI, MeRGAN),
+and the strategies written for one VAE, which train it in phases of their own through
+``Strategy.fit`` (multiband, lifelong_vae, boovae, binplay; see vae.py).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -26,35 +32,12 @@ from calosim.continual.scenario import ContinualTask
 from calosim.data.transforms import log_counts
 from calosim.errors import CalosimError
 from calosim.models.base import Batch, GenerativeModel, LearnedSimulator
+from calosim.models.registry import registered_name
+from calosim.training.hooks import TrainingHooks
+from calosim.training.trainer import Trainer, TrainingConfig, TrainingData
 
 StepLosses = Callable[[torch.Tensor, int], dict[str, torch.Tensor]]
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
-
-
-@dataclass
-class ContinualTraining:
-    """The ``training:`` section: the budget every strategy gets per task."""
-
-    epochs: int = 10
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    lr_decay: float = 1.0
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2, got {self.batch_size}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must not be negative, got {self.weight_decay}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be positive, got {self.grad_clip}")
 
 
 @dataclass
@@ -62,45 +45,69 @@ class StrategyOptions:
     """Base of each strategy's options (the ``continual.options`` mapping)."""
 
 
+# (model, its task's data, budget, directory, seed, hooks) -> the Trainer that trains it
+TrainerFactory = Callable[
+    [GenerativeModel, TrainingData, TrainingConfig, Path, int, TrainingHooks], Trainer
+]
+# (model, noise, conditions, CPU generator) -> replayed images in model space
+ReplayImages = Callable[
+    [GenerativeModel, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor
+]
+
+
 @dataclass
 class StrategyContext:
-    """What the loop gives every strategy: transforms, device, seed, budget."""
+    """What the loop gives every strategy: transforms, device, seed, budget, and for the
+    strategies that train through the Trainer (calosim.continual.strategies.plugin) the
+    factory of its Trainer, the directory of the task runs and how replay is drawn."""
 
     standardiser: Any
-    training: ContinualTraining = field(default_factory=ContinualTraining)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
     condition_memory: int = 2000
     round_counts: bool = True
     rounding: str = "nearest"
     progress: bool = False
+    model_name: str | None = None
+    run_dir: Path | None = None
+    trainer_factory: TrainerFactory | None = None
+    replay_images: ReplayImages | None = None
 
 
 @dataclass
 class TaskData:
-    """A task's training rows as tensors: log(1 + counts) images and standardised
-    conditions, with the task's standardised energy range."""
+    """A task's training rows as tensors: model-space images (log(1 + counts) for ZN) and
+    standardised conditions, with the task's standardised energy range; ``training``: the
+    same rows with the task's validation part, as the Trainer reads them."""
 
     index: int
     name: str
     images: torch.Tensor
     conditions: torch.Tensor
     energy_range: tuple[float, float]
+    training: TrainingData | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
 
 def prepare_task(task: ContinualTask, standardiser: Any) -> TaskData:
-    """The training part of ``task`` in model space."""
+    """The training part of ``task`` in model space, with its validation part."""
     conditions = np.asarray(standardiser.transform(task.train.particles), dtype=np.float32)
-    images = np.asarray(log_counts(task.train.responses), dtype=np.float32)
+    responses = np.asarray(task.train.responses, dtype=np.float32)
+    images = np.asarray(log_counts(responses), dtype=np.float32)
     # the energy column of two particles at the range's ends, in model units
     ends = np.zeros((2, conditions.shape[1]))
     ends[:, 0] = task.energy_range
     low, high = (float(e) for e in standardiser.transform(ends)[:, 0])
+    training = TrainingData(
+        responses=responses, conditions=conditions,
+        validation_particles=np.asarray(task.val.particles),
+        validation_responses=np.asarray(task.val.responses, dtype=np.float32),
+    )
     return TaskData(task.index, task.name, torch.from_numpy(images),
-                    torch.from_numpy(conditions), (low, high))
+                    torch.from_numpy(conditions), (low, high), training)
 
 
 def frozen_copy(module: ModuleT) -> ModuleT:
@@ -121,13 +128,16 @@ class Strategy(ABC):
     """A continual-learning strategy around one GenerativeModel."""
 
     name: ClassVar[str] = "strategy"
-    model_name: ClassVar[str] = "cvae"
+    # the registered model the strategy is written for; None: any model (Trainer plug-ins)
+    model_name: ClassVar[str | None] = "cvae"
     options_class: ClassVar[type[StrategyOptions]] = StrategyOptions
     uses_condition_memory: ClassVar[bool] = False
 
     def __init__(self, model: GenerativeModel, options: StrategyOptions,
                  context: StrategyContext) -> None:
         self.context = context
+        self.simulator_name = (context.model_name or type(self).model_name
+                               or registered_name(model))
         self.model = model.to(context.device)
         self.options = options
         self.memory = ConditionMemory(context.condition_memory)
@@ -153,7 +163,7 @@ class Strategy(ABC):
     def simulator(self) -> LearnedSimulator:
         """The current model as a DetectorSimulator."""
         return LearnedSimulator(
-            self.model, self.context.standardiser, model_name=self.model_name,
+            self.model, self.context.standardiser, model_name=self.simulator_name,
             device=self.context.device, round_counts=self.context.round_counts,
             rounding=self.context.rounding,
         )
@@ -252,3 +262,31 @@ class Strategy(ABC):
                 n_batches += 1
             means = {key: value / max(n_batches, 1) for key, value in sums.items()}
         return means
+
+
+class FrozenReplaySource:
+    """Mixin of the replay strategies (list it first): from the second task on, a copy of
+    the model frozen at the start of the task replays past tasks for remembered particles
+    of the condition memory and fresh prior noise; the copy lives for one task only."""
+
+    model: GenerativeModel
+    memory: ConditionMemory
+    context: StrategyContext
+    frozen: GenerativeModel | None = None
+
+    def prepare(self, task: TaskData) -> None:
+        self.frozen = frozen_copy(self.model) if self.memory.tasks else None
+
+    def consolidate(self, task: TaskData) -> None:
+        self.frozen = None
+
+    def replay_noise_and_conditions(
+        self, rows_per_task: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prior noise and remembered particles: ``rows_per_task`` of each past task."""
+        assert self.frozen is not None
+        conditions = torch.cat([self.memory.sample(t, rows_per_task, generator)
+                                for t in self.memory.tasks])
+        noise = torch.randn(len(conditions), *self.frozen.noise_shape, generator=generator)
+        device = self.context.device
+        return noise.to(device), conditions.to(device)

@@ -23,9 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from calosim.continual.strategies.base import TaskData
-from calosim.continual.strategies.mergan import MeRGANOptions, MeRGANStrategy
+from calosim.continual.strategies.mergan import MeRGANOptions
+from calosim.continual.strategies.vae import ReplayStrategy
 from calosim.models.boosted_vae import BoostedPriorVAE, gaussian_log_density
 
 LogDensity = Callable[[torch.Tensor], torch.Tensor]
@@ -56,7 +58,7 @@ def mixture_log_density(z: torch.Tensor, means: torch.Tensor, log_variances: tor
     return torch.logsumexp(log_weights + densities, dim=1)
 
 
-class BooVAEStrategy(MeRGANStrategy):
+class BooVAEStrategy(ReplayStrategy):
     """Boosted mixture prior per task, decoder aligned on draws from past components."""
 
     name = "boovae"
@@ -64,6 +66,15 @@ class BooVAEStrategy(MeRGANStrategy):
     options_class = BooVAEOptions
     options: BooVAEOptions
     model: BoostedPriorVAE
+
+    def batch_losses(self, task: TaskData, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        losses = super().batch_losses(task, rows)
+        replayed = self.replay()
+        if replayed is not None:
+            noise, conditions, targets = replayed
+            losses["alignment"] = F.mse_loss(self.model.generate(noise, conditions), targets)
+            losses["loss"] = losses["loss"] + self.options.alignment_weight * losses["alignment"]
+        return losses
 
     def consolidate(self, task: TaskData) -> None:
         super().consolidate(task)

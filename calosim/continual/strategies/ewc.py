@@ -11,18 +11,15 @@ tasks' Fisher fades (online EWC), with 1 it accumulates.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from calosim.continual.strategies.base import StrategyOptions, TaskData
-from calosim.continual.strategies.vae import (
-    VAEStrategy,
-    parameters_of,
-    quadratic_penalty,
-    tensor_bytes,
-)
+from calosim.continual.strategies.plugin import PluginStrategy
+from calosim.continual.strategies.vae import parameters_of, quadratic_penalty, tensor_bytes
 
 
 @dataclass
@@ -43,7 +40,7 @@ class EWCOptions(StrategyOptions):
             raise ValueError(f"decay must lie in (0, 1], got {self.decay}")
 
 
-class EWCStrategy(VAEStrategy):
+class EWCStrategy(PluginStrategy):
     """Fine-tuning with the EWC penalty towards the parameters of past tasks."""
 
     name = "ewc"
@@ -55,12 +52,11 @@ class EWCStrategy(VAEStrategy):
         self.fisher: dict[str, torch.Tensor] | None = None
         self.anchor: dict[str, torch.Tensor] | None = None
 
-    def batch_losses(self, task: TaskData, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        losses = super().batch_losses(task, rows)
-        if self.fisher is not None and self.anchor is not None:
-            losses["ewc"] = quadratic_penalty(self.model, self.fisher, self.anchor)
-            losses["loss"] = losses["loss"] + 0.5 * self.options.penalty * losses["ewc"]
-        return losses
+    def penalty(self) -> Mapping[str, torch.Tensor]:
+        if self.fisher is None or self.anchor is None:
+            return {}
+        return {"ewc": 0.5 * self.options.penalty
+                * quadratic_penalty(self.model, self.fisher, self.anchor)}
 
     def consolidate(self, task: TaskData) -> None:
         fisher = self.estimate_fisher(task)

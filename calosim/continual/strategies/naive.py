@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from calosim.continual.strategies.vae import VAEStrategy
+from calosim.continual.strategies.plugin import PluginStrategy
 
 
-class NaiveStrategy(VAEStrategy):
+class NaiveStrategy(PluginStrategy):
     """Naive fine-tuning: the lower bound, nothing protects past tasks."""
 
     name = "naive"

@@ -9,18 +9,16 @@ strength * sum_k Omega_k (theta_k - theta*_k)^2 towards the end-of-task paramete
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from calosim.continual.strategies.base import StrategyOptions, TaskData
-from calosim.continual.strategies.vae import (
-    VAEStrategy,
-    parameters_of,
-    quadratic_penalty,
-    tensor_bytes,
-)
+from calosim.continual.strategies.plugin import PluginStrategy
+from calosim.continual.strategies.vae import parameters_of, quadratic_penalty, tensor_bytes
+from calosim.models.base import GenerativeModel
 
 
 @dataclass
@@ -37,7 +35,7 @@ class SIOptions(StrategyOptions):
             raise ValueError(f"damping must be positive, got {self.damping}")
 
 
-class SIStrategy(VAEStrategy):
+class SIStrategy(PluginStrategy):
     """Fine-tuning with the synaptic-intelligence penalty."""
 
     name = "si"
@@ -51,29 +49,25 @@ class SIStrategy(VAEStrategy):
         self.path: dict[str, torch.Tensor] = {}
         self.task_start: dict[str, torch.Tensor] = {}
         self.step_start: dict[str, torch.Tensor] = {}
-        self.gradients: dict[str, torch.Tensor] = {}
 
     def prepare(self, task: TaskData) -> None:
         self.task_start = parameters_of(self.model)
+        self.step_start = dict(self.task_start)
         self.path = {name: torch.zeros_like(p) for name, p in self.task_start.items()}
 
-    def batch_losses(self, task: TaskData, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        losses = super().batch_losses(task, rows)
-        if self.importance is not None and self.anchor is not None:
-            losses["si"] = quadratic_penalty(self.model, self.importance, self.anchor)
-            losses["loss"] = losses["loss"] + self.options.strength * losses["si"]
-        return losses
+    def penalty(self) -> Mapping[str, torch.Tensor]:
+        if self.importance is None or self.anchor is None:
+            return {}
+        return {"si": self.options.strength
+                * quadratic_penalty(self.model, self.importance, self.anchor)}
 
-    def before_update(self) -> None:
-        self.step_start = parameters_of(self.model)
-        self.gradients = {name: p.grad.detach().clone()
-                          for name, p in self.model.named_parameters() if p.grad is not None}
-
-    def after_update(self) -> None:
-        for name, parameter in self.model.named_parameters():
-            if name in self.gradients:
+    def after_step(self, model: GenerativeModel) -> None:
+        # the step's gradient is still in place: -g . (theta_after - theta_before)
+        for name, parameter in model.named_parameters():
+            if name in self.path and parameter.grad is not None:
                 moved = parameter.detach() - self.step_start[name]
-                self.path[name] -= self.gradients[name] * moved
+                self.path[name] -= parameter.grad.detach() * moved
+        self.step_start = parameters_of(model)
 
     def consolidate(self, task: TaskData) -> None:
         end = parameters_of(self.model)
@@ -82,7 +76,7 @@ class SIStrategy(VAEStrategy):
         if self.importance is not None:
             added = {name: value + self.importance[name] for name, value in added.items()}
         self.importance, self.anchor = added, end
-        self.path, self.step_start, self.gradients = {}, {}, {}
+        self.path, self.step_start = {}, {}
 
     def extra_bytes(self) -> int:
         return tensor_bytes(self.importance, self.anchor)

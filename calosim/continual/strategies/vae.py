@@ -1,6 +1,8 @@
-"""The template of the strategies that train one conditional VAE (``cvae``) task after
-task: fine-tune on each task's batches, with hooks for what a strategy adds (replay,
-penalties, consolidation after a task).
+"""The template of the strategies written for one VAE, which train it task after task in
+phases of their own (``Strategy.fit``): fine-tune on each task's batches, with hooks for
+what a strategy adds (replay, alignment, consolidation after a task). The Lifelong VAE,
+BooVAE and BinPlay build on it; the strategies that work with any model are plug-ins of
+the Trainer instead (plugin.py).
 
 Generative replay of past tasks draws particles of a past task from the condition memory
 and prior noise, and takes the responses a frozen copy of the model (made at the start
@@ -10,18 +12,16 @@ of the task) generates for them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from calosim.continual.strategies.base import (
+    FrozenReplaySource,
     Strategy,
     StrategyOptions,
     TaskData,
-    frozen_copy,
 )
-from calosim.models.base import GenerativeModel
 
 
 @dataclass
@@ -78,22 +78,12 @@ class VAEStrategy(Strategy):
         """After training on ``task`` (before the loop evaluates the model)."""
 
 
-class ReplayStrategy(VAEStrategy):
+class ReplayStrategy(FrozenReplaySource, VAEStrategy):
     """A VAE strategy that replays past tasks from a frozen copy of its model."""
 
     options_class = ReplayOptions
     options: ReplayOptions
     uses_condition_memory = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.frozen: GenerativeModel | None = None
-
-    def prepare(self, task: TaskData) -> None:
-        self.frozen = frozen_copy(self.model) if self.memory.tasks else None
-
-    def consolidate(self, task: TaskData) -> None:
-        self.frozen = None  # the copy lives for one task only
 
     def replay(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """Replayed (noise, conditions, responses) of all past tasks, or None at task 1:
@@ -101,11 +91,7 @@ class ReplayStrategy(VAEStrategy):
         if self.frozen is None or not self.memory.tasks:
             return None
         n = replay_rows_per_task(self.options, self.context.training.batch_size)
-        conditions = torch.cat([self.memory.sample(t, n, self.generator)
-                                for t in self.memory.tasks])
-        noise = torch.randn(len(conditions), *self.frozen.noise_shape, generator=self.generator)
-        device = self.context.device
-        noise, conditions = noise.to(device), conditions.to(device)
+        noise, conditions = self.replay_noise_and_conditions(n, self.generator)
         with torch.no_grad():
             images = self.frozen.generate(noise, conditions)
         return noise, conditions, images
