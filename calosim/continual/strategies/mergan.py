@@ -21,8 +21,9 @@ from calosim.continual.strategies.vae import ReplayOptions
 
 @dataclass
 class MeRGANOptions(ReplayOptions):
-    """Replay alignment options: weight of the alignment loss; ``replay_ratio``: aligned
-    rows of each past task per row of a training batch."""
+    """Replay alignment options: weight of the alignment loss; ``replay_ratio``: as in
+    generative replay, the aligned rows of each past task per step are those it would
+    replay (plugin.replay_share)."""
 
     alignment_weight: float = 1.0
 
