@@ -153,9 +153,8 @@ def _generate_sharded(
         from calosim.production.distributed import dask_client, dask_producer
 
         if threads is None and scheduler is None:
-            # One thread a worker: workers, not threads, share out the cores. Two threads
-            # in one worker on a 2-core machine shared with other jobs simulated at half
-            # the rate of one (issue #8).
+            # One thread a worker: workers, not threads, share out the cores; torch's
+            # spinning threads in one worker slow each other on cores shared with others.
             threads = 1
         with dask_client(scheduler, workers) as client:
             producer = dask_producer(client, torch_threads=threads, progress=progress)

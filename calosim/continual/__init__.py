@@ -1,4 +1,4 @@
-"""Continual retraining across energy-period tasks (issue 6).
+"""Continual retraining across energy-period tasks.
 
 A scenario cuts a dataset into energy tasks (scenario); one loop trains a strategy
 plug-in task after task and fills the R matrix (loop, matrix, evaluation); strategies

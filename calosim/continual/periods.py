@@ -51,7 +51,7 @@ from calosim.continual.run import (
     resolve_continual_config,
     run_metrics,
 )
-from calosim.continual.scenario import ContinualTask, period_task
+from calosim.continual.scenario import ContinualTask, Scenario, period_task
 from calosim.data.dataset import ZDCDataset
 from calosim.errors import CalosimError
 from calosim.simulators.base import fresh_seed
@@ -202,8 +202,7 @@ def _write_evaluation_set(run_dir: Path, period: int, kept: EvaluationSet, sourc
 
 
 def _describe(task: ContinualTask) -> dict[str, Any]:
-    return {"name": task.name, "energy_gev": list(task.energy_range),
-            "n_train": len(task.train), "n_val": len(task.val), "n_test": len(task.test)}
+    return Scenario(tasks=(task,), seed=0).describe()[0]
 
 
 def _describe_saved(period: dict[str, Any]) -> dict[str, Any]:

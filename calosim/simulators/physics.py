@@ -3,7 +3,7 @@
 One place, each value with where it comes from:
 - [facts]  /work/shared/reference/zdc-facts.md (ALICE ZDC geometry, real-dataset statistics,
   public ALICE O2 full-simulation response scale);
-- [issue]  the specification of the embedded Monte Carlo (calosim issue 3);
+- [spec]   the project's specification of the embedded Monte Carlo;
 - [PDG]    Review of Particle Physics (2024): particle masses, "Passage of particles
   through matter" (EM and hadronic shower profiles), atomic and nuclear properties of W;
 - [GFlash] Grindhammer & Peters, "The parameterized simulation of electromagnetic showers

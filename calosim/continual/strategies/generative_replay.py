@@ -3,11 +3,12 @@ for any conditional simulator."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from calosim.continual.strategies.base import TaskData
 from calosim.continual.strategies.plugin import (
     ReplayPlugin,
     replay_share,
-    with_batch_size,
     with_rows,
 )
 from calosim.models.base import Batch
@@ -26,7 +27,7 @@ class GenerativeReplayStrategy(ReplayPlugin):
     def training_config(self, task: TaskData) -> TrainingConfig:
         current, _ = replay_share(self.context.training, self.options.replay_ratio,
                                   len(self.memory.tasks))
-        return with_batch_size(self.context.training, current)
+        return dataclasses.replace(self.context.training, batch_size=current)
 
     def extend_batch(self, batch: Batch) -> Batch:
         if self.frozen is None:

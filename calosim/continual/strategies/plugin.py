@@ -10,7 +10,6 @@ The best model of the task's run is the one carried to the next task.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -145,8 +144,3 @@ def with_rows(batch: Batch, images: torch.Tensor, conditions: torch.Tensor) -> B
     return Batch(torch.cat([batch.images, images.to(batch.images)]),
                  torch.cat([batch.conditions, conditions.to(batch.conditions)]),
                  batch.generator)
-
-
-def with_batch_size(config: TrainingConfig, batch_size: int) -> TrainingConfig:
-    """``config`` with another batch size."""
-    return dataclasses.replace(config, batch_size=batch_size)
