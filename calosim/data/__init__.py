@@ -28,6 +28,7 @@ from calosim.data.formats import (
     open_data_file,
     output_format,
 )
+from calosim.data.scales_file import read_scales_file, write_scales_file
 from calosim.data.schema import (
     IMAGE_SIZE,
     N_ATTRIBUTES,
@@ -48,8 +49,6 @@ from calosim.data.transforms import (
     ParticleStandardiser,
     counts_from_log,
     log_counts,
-    read_scales_file,
-    write_scales_file,
 )
 
 __all__ = [

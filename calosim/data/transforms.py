@@ -6,18 +6,14 @@ tensor is passed, so reading data does not pay for importing it).
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from calosim.data.formats import atomic_output
 from calosim.data.schema import N_ATTRIBUTES, PARTICLE_COLUMNS, as_particle_array
-from calosim.errors import CalosimError, DataFormatError
+from calosim.errors import CalosimError
 
 Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor: a function returns what it was given
 
@@ -115,44 +111,3 @@ ALICE_DEPLOYED = ParticleStandardiser(
     means=np.array([1366.7, -7.8e-8, 1.45e-7, 0.00107, 0.0099, 0.0199, 39.1, 353.7, 0.0629]),
     scales=np.array([1259.8, 4.15e-6, 4.42e-6, 0.0245, 0.2346, 0.2581, 1858.3, 455.0, 0.2565]),
 )
-
-
-def write_scales_file(path: str | os.PathLike[str], standardiser: ParticleStandardiser) -> None:
-    """Write the O2 text file: ``#means``, 9 lines, an empty line, ``#scales``, 9 lines."""
-    lines = ["#means", *map(repr, standardiser.means.tolist()), "",
-             "#scales", *map(repr, standardiser.scales.tolist())]
-    with atomic_output(path) as temp:
-        temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def read_scales_file(path: str | os.PathLike[str]) -> ParticleStandardiser:
-    """Read an O2 means/scales text file (see ``write_scales_file``)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc})"
-        raise DataFormatError(f"{path}: {reason}") from exc
-    blocks: dict[str, list[float]] = {}
-    current: list[float] | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if line.startswith("#"):
-            current = blocks.setdefault(line[1:].strip().lower(), [])
-        elif line:
-            if current is None:
-                raise DataFormatError(f"{path}: line {number}: a number before '#means'")
-            try:
-                current.append(float(line))
-            except ValueError:
-                raise DataFormatError(f"{path}: line {number}: {line!r} is not a number") from None
-    for block in ("means", "scales"):
-        values = blocks.get(block, [])
-        if len(values) != N_ATTRIBUTES:
-            raise DataFormatError(f"{path}: expected {N_ATTRIBUTES} values under '#{block}', "
-                                  f"found {len(values)}")
-    if not all(math.isfinite(v) for v in blocks["means"] + blocks["scales"]) or min(
-        blocks["scales"]
-    ) <= 0:
-        raise DataFormatError(f"{path}: means must be finite and scales finite and positive")
-    return ParticleStandardiser(np.array(blocks["means"]), np.array(blocks["scales"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from calosim.diffusion.ancestral import AncestralSampler, AncestralVariance
 from calosim.diffusion.base import Sampler
@@ -89,6 +89,8 @@ class SamplingSettings:
     config: DiffusionConfig
     schedule: NoiseSchedule
     sampler: Sampler
+    onnx_refusal: ClassVar[str | None] = (
+        "its generation runs an iterative diffusion sampler, not one feed-forward graph")
 
     def sampler_clip(self) -> tuple[float, float] | None:
         """The range the sampler clips x_0 estimates to (None: no clipping)."""

@@ -207,6 +207,8 @@ class GenerativeModel(nn.Module, ABC):
     """
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    # Why generation cannot be one feed-forward ONNX graph (None: it can be).
+    onnx_refusal: ClassVar[str | None] = None
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -231,6 +233,21 @@ class GenerativeModel(nn.Module, ABC):
         """``generate`` as photon counts (exp(x) - 1, clamped at 0): what a simulator
         returns. Models whose decoder makes counts directly override it to skip the log."""
         return counts_from_log(self.generate(noise, conditions))
+
+    def empty_probability(self, conditions: torch.Tensor) -> torch.Tensor | None:
+        """P(empty response | y), (B,), of a model whose gate decides emptiness apart from
+        the response itself; None for a model without such a gate."""
+        return None
+
+    @property
+    def response_noise_shape(self) -> tuple[int, ...]:
+        """The part of ``noise_shape`` that ``kept_counts`` takes: all of it without a gate."""
+        return self.noise_shape
+
+    def kept_counts(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        """Photon counts of the response drawn when the gate keeps it (noise of
+        ``response_noise_shape``); ``generate_counts`` without a gate."""
+        return self.generate_counts(noise, conditions)
 
     @property
     def refines(self) -> bool:

@@ -257,11 +257,18 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
         """The noise generator n(eps, y): (B, noise_dim) noise, (B, 9) conditions -> codes."""
         return self.noise_generator(torch.cat([noise, conditions], dim=1))
 
-    def empty_probability(self, conditions: torch.Tensor) -> torch.Tensor:
-        """P(empty response | y) from the gate (zeros without a gate)."""
+    def empty_probability(self, conditions: torch.Tensor) -> torch.Tensor | None:
+        """P(empty response | y) from the gate (None without a gate)."""
         if self.gate is None:
-            return conditions.new_zeros(conditions.shape[0])
+            return None
         return torch.sigmoid(self.gate(conditions).squeeze(1))
+
+    @property
+    def response_noise_shape(self) -> tuple[int, ...]:
+        return (self.config.noise_dim,)
+
+    def kept_counts(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        return self.decode_counts(self.sample_codes(noise, conditions))
 
     def decode_counts(self, codes: torch.Tensor) -> torch.Tensor:
         """Latent codes -> photon counts (B, 44, 44), directly when the decoder makes them."""
@@ -284,8 +291,10 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
     ) -> None:
         """Empty, in place, the rows the gate draws as empty: row i is empty when the
         normal CDF of gate_noise[i] falls below P(empty | y_i)."""
+        probability = self.empty_probability(conditions)
+        assert probability is not None  # only called with a gate
         uniform = 0.5 * (1.0 + torch.erf(gate_noise / math.sqrt(2.0)))
-        images[uniform < self.empty_probability(conditions)] = 0.0
+        images[uniform < probability] = 0.0
 
     @property
     def refines(self) -> bool:

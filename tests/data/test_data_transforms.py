@@ -1,13 +1,10 @@
-"""log(1 + x) and particle standardisation invert, on numpy and torch; O2 scales files."""
+"""log(1 + x) and particle standardisation invert, on numpy and torch."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from data_helpers import expect_data_error
 
 from calosim.data import (
     ALICE_DEPLOYED,
@@ -15,8 +12,6 @@ from calosim.data import (
     ZDCDataset,
     counts_from_log,
     log_counts,
-    read_scales_file,
-    write_scales_file,
 )
 from calosim.errors import CalosimError
 
@@ -91,28 +86,3 @@ def test_alice_deployed_values_from_the_facts_file() -> None:
                      "charge": 0.0629}
     assert scales == {"Energy": 1259.8, "Vx": 4.15e-6, "Pz": 1858.3, "mass": 455.0,
                       "charge": 0.2565}
-
-
-def test_scales_file_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "scales.txt"
-    write_scales_file(path, ALICE_DEPLOYED)
-    lines = path.read_text().splitlines()
-    assert lines[0] == "#means" and lines[10] == "" and lines[11] == "#scales"
-    assert len(lines) == 21 and float(lines[1]) == 1366.7 and float(lines[12]) == 1259.8
-    back = read_scales_file(path)
-    np.testing.assert_array_equal(back.means, ALICE_DEPLOYED.means)
-    np.testing.assert_array_equal(back.scales, ALICE_DEPLOYED.scales)
-
-
-@pytest.mark.parametrize(("text", "mentions"), [
-    ("#means\n" + "1\n" * 8 + "\n#scales\n" + "1\n" * 9, "found 8"),
-    ("#means\n" + "1\n" * 9 + "\n#scales\n" + "1\n" * 8 + "x\n", "not a number"),
-    ("1\n#means\n", "before"),
-    ("#means\n" + "1\n" * 9 + "\n#scales\n" + "1\n" * 8 + "0\n", "positive"),
-])
-def test_bad_scales_file(tmp_path: Path, text: str, mentions: str) -> None:
-    path = tmp_path / "scales.txt"
-    path.write_text(text)
-    expect_data_error(path, lambda: read_scales_file(path), mentions=mentions)
-    expect_data_error(tmp_path / "none.txt", lambda: read_scales_file(tmp_path / "none.txt"),
-                      mentions="no such file")
