@@ -13,12 +13,12 @@ SIDE = 44
 HALF = 22
 
 
-def parse_o2_scales(path: Path) -> tuple[list[float], list[float]]:
-    """Lines up to exactly '#means', then numbers to the first empty line; the same for
-    '#scales'; fails on an empty block or different sizes."""
-    lines = path.read_text().split("\n")
+def o2_scales_lines(text: str) -> tuple[list[str], list[str]] | None:
+    """The number lines O2 takes: lines up to exactly '#means', then lines to the first
+    empty one; the same for '#scales'. None where a block is empty (O2 fails to load)."""
+    lines = text.split("\n")
     if lines[-1] == "":
-        lines.pop()
+        lines.pop()  # std::getline: a final newline ends the last line
     position, blocks = 0, []
     for marker in ("#means", "#scales"):
         while position < len(lines) and lines[position] != marker:
@@ -26,12 +26,21 @@ def parse_o2_scales(path: Path) -> tuple[list[float], list[float]]:
         position += 1
         block = []
         while position < len(lines) and lines[position] != "":
-            block.append(float(np.float32(float(lines[position]))))  # std::stof
+            block.append(lines[position])
             position += 1
-        assert block, f"{path}: empty {marker} block, O2 would not load"
+        if not block:
+            return None
         blocks.append(block)
-    assert len(blocks[0]) == len(blocks[1]), "sizes differ, O2 would not load"
     return blocks[0], blocks[1]
+
+
+def parse_o2_scales(path: Path) -> tuple[list[float], list[float]]:
+    """The means and scales O2 loads (std::stof: float32); fails where O2 would."""
+    blocks = o2_scales_lines(path.read_text())
+    assert blocks is not None, f"{path}: an empty block, O2 would not load"
+    means, scales = ([float(np.float32(float(line))) for line in block] for block in blocks)
+    assert len(means) == len(scales), "sizes differ, O2 would not load"
+    return means, scales
 
 
 def cpp_round(value: float) -> float:

@@ -1,4 +1,5 @@
-"""O2 scales files: the writer writes what O2 parses, the reader refuses what O2 refuses."""
+"""O2 scales files: the writer writes what O2 parses, the reader refuses what O2 refuses
+(O2's parsing as the test consumer implements it)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import expect_data_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from o2_consumer import o2_scales_lines as o2_blocks
 
 from calosim.data import ALICE_DEPLOYED, ParticleStandardiser, read_scales_file, write_scales_file
 from calosim.errors import CalosimError, DataFormatError
@@ -17,25 +18,11 @@ NINE = "1.5\n" * 9
 GOOD = f"#means\n{NINE}\n#scales\n{NINE}"
 
 
-def o2_blocks(text: str) -> tuple[list[str], list[str]] | None:
-    """The number lines O2 takes from ``text`` (getline, exact markers, a block ends at an
-    empty line); None where O2 fails to load (an empty block)."""
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    blocks, position = [], 0
-    for marker in ("#means", "#scales"):
-        while position < len(lines) and lines[position] != marker:
-            position += 1
-        position += 1
-        block = []
-        while position < len(lines) and lines[position] != "":
-            block.append(lines[position])
-            position += 1
-        if not block:
-            return None
-        blocks.append(block)
-    return blocks[0], blocks[1]
+def expect_data_error(path: Path, call, *, mentions: str) -> None:
+    with pytest.raises(DataFormatError) as caught:
+        call()
+    message = str(caught.value)
+    assert str(path) in message and "\n" not in message and mentions in message
 
 
 def test_round_trip_keeps_o2s_float32_values(tmp_path: Path) -> None:
