@@ -115,6 +115,23 @@ def reconstruct_counts(model: Any, responses: np.ndarray, rounding: str, seed: i
     return counts
 
 
+def resaved(model_file: Path, out: Path, rounding: str, **sampling: Any) -> Path:
+    """A copy of a model file that rounds its counts with ``rounding`` and samples with
+    ``sampling`` (the model's ``set_sampling`` settings, if any): generation options, not
+    weights."""
+    import torch
+
+    from calosim.training.checkpoint import load_simulator, save_model_file
+
+    simulator = load_simulator(model_file)
+    simulator.round_counts, simulator.rounding = True, rounding
+    if sampling:
+        simulator.model.set_sampling(**sampling)
+    payload = torch.load(model_file, map_location="cpu", weights_only=True)
+    return save_model_file(out, simulator, data_fingerprint=payload.get("data_fingerprint"),
+                           seed=payload.get("seed"), extra=payload.get("extra"))
+
+
 SPREAD_SEEDS = (3, 4, 5, 6, 7)
 
 

@@ -52,6 +52,7 @@ from campaign import (  # noqa: E402
     data_description,
     machine_line,
     reconstruct_counts,
+    resaved,
     seed_spread,
     seed_spread_line,
     start_campaign,
@@ -61,19 +62,8 @@ from campaign import (  # noqa: E402
 PIXEL_MODELS = ("ddpm", "daed", "joint_diffusion")
 
 
-def resaved(model_file: Path, out: Path, rounding: str, steps: int | None = None,
-            sampler: str = "ddim") -> Path:
-    """A copy of a model file that rounds its counts with ``rounding`` and, for a diffusion
-    model, samples with ``sampler`` in ``steps`` steps: generation options, not weights."""
-    from calosim.training.checkpoint import load_simulator, save_model_file
-
-    simulator = load_simulator(model_file)
-    simulator.round_counts, simulator.rounding = True, rounding
-    if steps is not None:
-        simulator.model.set_sampling(sampler=sampler, sampling_steps=steps, eta=0.0)
-    payload = torch.load(model_file, map_location="cpu", weights_only=True)
-    return save_model_file(out, simulator, data_fingerprint=payload.get("data_fingerprint"),
-                           seed=payload.get("seed"), extra=payload.get("extra"))
+def sampling(sampler: str, steps: int) -> dict[str, Any]:
+    return {"sampler": sampler, "sampling_steps": steps, "eta": 0.0}
 
 
 def evaluate_latent(
@@ -95,7 +85,7 @@ def evaluate_latent(
     for sampler in args.samplers:
         for steps in args.steps:
             variant = run_dir / f"{sampler}_{steps}.pt"
-            resaved(model_file, variant, args.rounding, steps, sampler)
+            resaved(model_file, variant, args.rounding, **sampling(sampler, steps))
             campaign.note(f"{variant.name}: model.pt re-saved with set_sampling(sampler="
                           f"{sampler!r}, sampling_steps={steps}), rounding {args.rounding}")
             per_steps[f"{sampler} {steps}"] = result = campaign.evaluate(
@@ -110,7 +100,7 @@ def evaluate_latent(
     if args.spread_steps:
         sampler, steps = args.samplers[-1], args.spread_steps
         variant = run_dir / f"{sampler}_{steps}.pt"
-        resaved(model_file, variant, args.rounding, steps, sampler)
+        resaved(model_file, variant, args.rounding, **sampling(sampler, steps))
         per_steps["seed_spread"] = {"sampler": sampler, "steps": steps,
                                     **seed_spread(variant, test)}
     training = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
