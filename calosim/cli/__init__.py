@@ -5,11 +5,13 @@ Errors a user causes print one line on stderr and exit 1; `--debug` shows traceb
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from calosim import interrupts
 from calosim._version import __version__
 from calosim.errors import CalosimError
 
@@ -19,21 +21,37 @@ class _Commands(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+        except click.UsageError as err:
+            command = f"{err.ctx.command_path} --help" if err.ctx else "calosim --help"
+            click.echo(f"calosim: error: {_one_line(err)} (see {command})", err=True)
+            sys.exit(err.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except KeyboardInterrupt:
-            click.echo("calosim: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as err:
+            _exit_interrupted(err.signum if isinstance(err, interrupts.Interrupted)
+                              else signal.SIGINT)
         except Exception as err:  # noqa: BLE001 - the last line of defence for users
             if ctx.params.get("debug"):
                 raise
+            if (signum := interrupts.received()) is not None:  # the error followed one
+                _exit_interrupted(signum)
             click.echo(f"calosim: error: {_one_line(err)}", err=True)
             sys.exit(1)
+        if (signum := interrupts.received()) is not None:  # one whose exception was lost
+            _exit_interrupted(signum)
+        return result
+
+
+def _exit_interrupted(signum: int) -> NoReturn:
+    click.echo(f"calosim: interrupted by {signal.Signals(signum).name}", err=True)
+    sys.exit(128 + signum)
 
 
 def _one_line(err: Exception) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, click.ClickException):
+        return err.format_message().replace("\n", " ")
     if isinstance(err, CalosimError):
         return text
     if isinstance(err, OSError) and err.filename:
@@ -49,6 +67,7 @@ def cli(debug: bool) -> None:
 
 
 def main() -> None:
+    interrupts.install()
     cli(prog_name="calosim")
 
 

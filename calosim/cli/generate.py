@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 
 from calosim.cli.options import (
+    PATH,
+    allow_out_of_range_option,
     chunk_option,
     creator_command,
     device_option,
@@ -25,10 +27,10 @@ from calosim.errors import CalosimError
 @click.command("generate")
 @click.option("--model", required=True, help="Model file (model.pt) or built-in simulator name.")
 @click.option(
-    "--particles", type=click.Path(path_type=Path), required=True,
+    "--particles", type=PATH, required=True,
     help="Particle file: canonical .h5, .root, .npz or .csv with the 9 named columns.",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .h5 or .root.")
+@click.option("--out", type=PATH, required=True, help="Output .h5 or .root.")
 @click.option(
     "--n-per-particle", type=click.IntRange(1), default=1, show_default=True,
     help="K independent responses per particle: each particle is repeated K times in a row; "
@@ -65,6 +67,7 @@ from calosim.errors import CalosimError
     help="Sharded runs: skip shards already done and valid (missing or corrupt ones are "
     "redone), or redo this invocation's shards (a manifest of another run is replaced).",
 )
+@allow_out_of_range_option
 @seed_option
 @chunk_option
 @device_option
@@ -72,8 +75,8 @@ from calosim.errors import CalosimError
 def command(
     model: str, particles: Path, out: Path, n_per_particle: int, shard: str | None,
     shards: int | None, dask: bool, scheduler: str | None, workers: int | None,
-    threads: int | None, merge: bool, keep_shards: bool, resume: bool, seed: int | None,
-    chunk_size: int, device: str, progress: bool,
+    threads: int | None, merge: bool, keep_shards: bool, resume: bool,
+    allow_out_of_range: bool, seed: int | None, chunk_size: int, device: str, progress: bool,
 ) -> None:
     """Generate responses for every particle with MODEL; the output holds particles,
     responses and the 5 channels, readable by `calosim validate`."""
@@ -86,8 +89,10 @@ def command(
         _check_plain_options(merge=merge, keep_shards=keep_shards, resume=resume,
                              workers=workers)
         _generate_plain(model, particles, out, n_per_particle, seed, chunk_size, device,
-                        progress)
+                        progress, allow_out_of_range)
         return
+    if allow_out_of_range and dask:
+        raise CalosimError("--allow-out-of-range does not reach Dask workers: run without --dask")
     if shard is not None and (shards is not None or dask):
         raise CalosimError("--shard I/N produces one shard, --shards and --dask produce all of "
                            "them: give one or the other")
@@ -98,6 +103,7 @@ def command(
         dask=dask, scheduler=scheduler, workers=workers, threads=threads, merge=merge,
         keep_shards=keep_shards,
         restart=not resume, seed=seed, chunk_size=chunk_size, device=device, progress=progress,
+        allow_out_of_range=allow_out_of_range,
     )
 
 
@@ -111,11 +117,12 @@ def _check_plain_options(*, merge: bool, keep_shards: bool, resume: bool,
 
 
 def _generate_plain(model: str, particles: Path, out: Path, n_per_particle: int,
-                    seed: int | None, chunk_size: int, device: str, progress: bool) -> None:
+                    seed: int | None, chunk_size: int, device: str, progress: bool,
+                    allow_out_of_range: bool = False) -> None:
     from calosim.production.stream import simulate_rows
     from calosim.simulators.loading import load
 
-    simulator = load(model, device=device)
+    simulator = load(model, device=device, allow_out_of_range=allow_out_of_range)
     seed = resolve_seed(seed)
     summary = simulate_rows(
         simulator, particles, out, seed=seed, n_per_particle=n_per_particle,
@@ -132,13 +139,13 @@ def _generate_sharded(
     model: str, particles: Path, out: Path, *, n_per_particle: int, shard: str | None,
     n_shards: int | None, dask: bool, scheduler: str | None, workers: int | None,
     threads: int | None, merge: bool, keep_shards: bool, restart: bool, seed: int | None,
-    chunk_size: int, device: str, progress: bool,
+    chunk_size: int, device: str, progress: bool, allow_out_of_range: bool = False,
 ) -> None:
     from calosim.production.shards import ShardSpec, local_producer, prepare_run, run_sharded
     from calosim.simulators.loading import load
 
     spec = ShardSpec.parse(shard) if shard is not None else None
-    simulator = load(model, device=device)
+    simulator = load(model, device=device, allow_out_of_range=allow_out_of_range)
     plan = prepare_run(
         model, particles, out, simulator=simulator, seed=seed,
         n_shards=spec.count if spec else n_shards, n_per_particle=n_per_particle,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from calosim.cli.options import device_option
+from calosim.cli.options import PATH, SEED, device_option
 from calosim.data.images import DEFAULT_DIGITS_SIZE, IMAGE_DATASETS
 from calosim.metrics.images import DEFAULT_FLOOR_SAMPLES
 
@@ -16,14 +16,14 @@ from calosim.metrics.images import DEFAULT_FLOOR_SAMPLES
 @click.command("images-floor")
 @click.option("--dataset", type=click.Choice(IMAGE_DATASETS), required=True,
               help="Image benchmark.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+@click.option("--data-dir", type=PATH, default=None,
               help="Directory of the IDX files (default for fashion-mnist: Debian's "
                    "dataset-fashion-mnist package; required for mnist).")
 @click.option("--digits-size", type=click.IntRange(8), default=DEFAULT_DIGITS_SIZE,
               show_default=True, help="Side the 8 x 8 digits are upsampled to (8: as is).")
 @click.option("--samples", type=click.IntRange(4), default=DEFAULT_FLOOR_SAMPLES,
               show_default=True, help="Images per set (train and test) in the metrics.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the samples drawn (and of the digits' train/test split).")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 def command(dataset: str, data_dir: Path | None, digits_size: int, samples: int, seed: int,
@@ -56,13 +56,13 @@ def command(dataset: str, data_dir: Path | None, digits_size: int, samples: int,
 
 
 @click.command("images-bench")
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("run_dirs", nargs=-1, required=True, type=PATH)
 @click.option("--samples", type=click.IntRange(4), default=None,
               help="Images generated per model, scored against as many training images "
                    "(default: the first run's evaluation.samples).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the reference images drawn and of the generators' noise.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+@click.option("--json", "json_out", type=PATH, default=None,
               help="Also write the table as JSON to this file.")
 @device_option
 def bench_command(run_dirs: tuple[Path, ...], samples: int | None, seed: int, json_out: Path | None,

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from calosim.cli.options import PATH
+
 MODEL_SUFFIXES = {".pt", ".pth", ".ckpt"}
 
 
@@ -35,7 +37,7 @@ def _print_tree(value: Any, indent: int = 0) -> None:
 
 
 @click.command("info")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=PATH)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def command(path: Path, as_json: bool) -> None:
     """Show what PATH (a data file or a model file) holds."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from calosim.cli.options import creator_command
+from calosim.cli.options import PATH, SEED, creator_command, finite_float
 from calosim.errors import CalosimError
 
 DEFAULT_SPLIT_SEED = 1  # the seed of the shipped configs (configs/*/*.yaml: `seed: 1`)
@@ -46,13 +46,13 @@ def _run_split(run_dir: Path, n: int) -> dict:
 
 
 @click.command("split")
-@click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True)
-@click.option("--seed", type=int, default=DEFAULT_SPLIT_SEED, show_default=True,
+@click.argument("data", type=PATH)
+@click.option("--out-dir", type=PATH, required=True)
+@click.option("--seed", type=SEED, default=DEFAULT_SPLIT_SEED, show_default=True,
               help="Split seed: the training run's seed.")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--run", "run_dir", type=PATH, default=None,
               help="Use the split a training run recorded (RUN_DIR/split.npz).")
-@click.option("--fractions", nargs=3, type=click.FloatRange(0, 1), default=(0.8, 0.1, 0.1),
+@click.option("--fractions", nargs=3, type=finite_float(0, 1), default=(0.8, 0.1, 0.1),
               show_default=True, help="train, val and test fractions.")
 @click.option("--energy-tasks", type=click.IntRange(min=1), default=None,
               help="Instead: cut DATA into this many energy periods (the continual tasks), "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from calosim.cli.options import device_option, progress_option, seed_option
+from calosim.cli.options import PATH, device_option, finite_float, progress_option, seed_option
 
 
 def _check_new_period(loaded: dict, data: Path | None, out_dir: Path | None, resume: bool,
@@ -23,13 +23,13 @@ def _check_new_period(loaded: dict, data: Path | None, out_dir: Path | None, res
 
 
 @click.command("train")
-@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("config", type=PATH)
 @click.argument("overrides", nargs=-1)
-@click.option("--data", type=click.Path(path_type=Path), default=None,
+@click.option("--data", type=PATH, default=None,
               help="Training data file (default: the config's `data:`).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out_dir", type=PATH, default=None,
               help="Run directory (default: runs/<config name>).")
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-minutes", type=finite_float(0, min_open=True), default=None,
               help="Time budget for the epochs: stop cleanly after this many minutes, keeping "
                    "the best model (a model's refinement phase, if any, follows).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")

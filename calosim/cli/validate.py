@@ -7,27 +7,27 @@ from pathlib import Path
 
 import click
 
-from calosim.cli.options import parity_option
+from calosim.cli.options import PATH, parity_option
 from calosim.errors import CalosimError
 
 
 @click.command("validate")
-@click.option("--reference", type=click.Path(path_type=Path), default=None,
+@click.option("--reference", type=PATH, default=None,
               help="Reference responses (full simulation).")
-@click.option("--generated", type=click.Path(path_type=Path), multiple=True,
+@click.option("--generated", type=PATH, multiple=True,
               help="Responses to judge (a model's output, or a second simulation); repeat "
                    "to compare several models in one report.")
 @click.option("--label", "labels", multiple=True,
               help="Name of each --generated file in the report, in the same order "
                    "(default: the file's simulator attribute, else its stem).")
-@click.option("--floor", type=click.Path(path_type=Path), default=None,
+@click.option("--floor", type=PATH, default=None,
               help="A second independent full simulation of the reference particles.")
-@click.option("--continual", "continual", type=click.Path(path_type=Path), default=None,
+@click.option("--continual", "continual", type=PATH, default=None,
               help="A continual run directory (holding r_matrix.json): report its R matrix "
                    "and transfer metrics instead.")
 @click.option("--energy-bins", type=click.IntRange(1), default=5, show_default=True,
               help="Equal-population energy bins of the per-energy breakdown.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out_dir", type=PATH, default=None,
               help="Directory for report.html, metrics.json and the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @parity_option

@@ -25,13 +25,16 @@ RESPONSE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE)
 N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
 
-def as_particle_array(particles: Any, *, source: str = "particles") -> np.ndarray:
+def as_particle_array(particles: Any, *, source: str = "particles",
+                      first_row: int = 0) -> np.ndarray:
     """Return particles as a C-contiguous (N, 9) float32 array in PARTICLE_COLUMNS order.
 
     Accepts an (N, 9) array (an (N, 10) array's 10th column, the PDG id, is dropped),
     a numpy structured array, a mapping of column name -> values (dict, pandas
-    DataFrame, awkward record array). Raises DataFormatError naming ``source`` when a
-    column is missing or a value is not finite.
+    DataFrame, awkward record array). Raises a one-line DataFormatError naming
+    ``source`` when a column is missing, values are not real numbers (complex, boolean,
+    text) or a value is NaN, infinite or beyond the float32 range; rows are counted
+    from ``first_row``. Physical ranges are checked by calosim.data.particle_checks.
     """
     if isinstance(particles, np.ndarray) and particles.dtype.names:
         particles = {name: particles[name] for name in particles.dtype.names}
@@ -40,9 +43,14 @@ def as_particle_array(particles: Any, *, source: str = "particles") -> np.ndarra
         missing = [c for c in PARTICLE_COLUMNS if c not in names]
         if missing:
             raise DataFormatError(f"{source}: missing particle column(s) {', '.join(missing)}")
-        array = np.stack([np.asarray(particles[c], dtype=np.float64) for c in PARTICLE_COLUMNS], 1)
+        columns = [_real_values(particles[c], f"{source}: column {c}") for c in PARTICLE_COLUMNS]
+        shapes = {column.shape for column in columns}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+            raise DataFormatError(f"{source}: particle columns must be 1-D and of one length, "
+                                  f"got shapes {', '.join(sorted(map(str, shapes)))}")
+        array = np.stack(columns, 1)
     else:
-        array = np.asarray(particles, dtype=np.float64)
+        array = _real_values(particles, f"{source}: particles")
         if array.ndim == 1 and array.size == N_ATTRIBUTES:
             array = array[None, :]
         if array.ndim != 2 or array.shape[1] not in (N_ATTRIBUTES, N_ATTRIBUTES + 1):
@@ -50,10 +58,31 @@ def as_particle_array(particles: Any, *, source: str = "particles") -> np.ndarra
                 f"{source}: expected particles of shape (N, 9) or (N, 10), got {array.shape}"
             )
         array = array[:, :N_ATTRIBUTES]
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array).all(axis=1)).sum())
-        raise DataFormatError(f"{source}: {bad} particle row(s) hold NaN or infinite values")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    # values beyond float32 become inf here, and are refused below with the non-finite ones
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad_rows = ~finite.all(axis=1)
+        row = int(bad_rows.argmax())
+        column = PARTICLE_COLUMNS[int((~finite[row]).argmax())]
+        raise DataFormatError(
+            f"{source}: {int(bad_rows.sum())} particle row(s) hold NaN, infinite or values "
+            f"beyond the float32 range, the first row {first_row + row} (0-based), in {column}"
+        )
+    return array
+
+
+def _real_values(values: Any, what: str) -> np.ndarray:
+    """``values`` as a numpy array of integers or real floats, else a DataFormatError."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise DataFormatError(f"{what} cannot be read as an array of numbers ({message})") from None
+    if array.dtype.kind not in "iuf":
+        raise DataFormatError(f"{what} are of type {array.dtype}, expected real numbers")
+    return array
 
 
 def _is_awkward(obj: Any) -> bool:

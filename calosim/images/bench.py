@@ -23,6 +23,7 @@ from calosim.images.generator import load_image_generator
 from calosim.images.train import ImageDataConfig, ImageEvaluationConfig
 from calosim.metrics.images import image_floor, image_scores
 from calosim.models.base import config_from_dict
+from calosim.training.run import parse_yaml
 
 
 def _run_files(run_dir: Path) -> tuple[ImageDataConfig, ImageEvaluationConfig, dict[str, Any]]:
@@ -31,7 +32,7 @@ def _run_files(run_dir: Path) -> tuple[ImageDataConfig, ImageEvaluationConfig, d
         if not (run_dir / name).is_file():
             raise CalosimError(f"{run_dir}: not a finished image run (no {name})")
     try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        config = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CalosimError(f"{run_dir}: unreadable run files ({type(error).__name__})") from None

@@ -10,6 +10,8 @@ diffusion) plugs in by subclassing GenerativeModel and registering it (see regis
 from __future__ import annotations
 
 import dataclasses
+import math
+import reprlib
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -24,12 +26,14 @@ from torch import nn
 from calosim.data.schema import N_ATTRIBUTES, RESPONSE_SHAPE
 from calosim.data.transforms import counts_from_log
 from calosim.errors import CalosimError
-from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator
+from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator, ParticleRowError
 
 LOG_TRANSFORMS = ("log1p",)
 # "nearest": round half to even, deterministic; "stochastic": floor(x + u), u ~ U(0, 1),
 # integer counts whose expectation is the model's (unbiased channel sums)
 ROUNDINGS = ("nearest", "stochastic")
+# The most photons a pixel of a data file holds (uint32): more is a broken model.
+MAX_PIXEL_COUNT = 2**32 - 1
 
 
 # ---------------------------------------------------------------------------- configs
@@ -123,6 +127,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# A value in an error message is cut short: a config value may be arbitrarily large.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 2, 60, 60
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = 4
+
+
+def short_repr(value: Any) -> str:
+    """repr of ``value``, cut short, for error messages."""
+    return _SHORT_REPR.repr(value)
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """``value`` checked against type ``hint`` (plain types, unions, tuples, Literal)."""
     origin = typing.get_origin(hint)
@@ -136,40 +151,43 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except CalosimError as error:
                 errors.append(str(error))
-        raise CalosimError(errors[0] if len(errors) == 1 else f"config: {key}: bad value {value!r}")
+        raise CalosimError(errors[0] if len(errors) == 1
+                           else f"config: {key}: bad value {short_repr(value)}")
     if origin is typing.Literal:
         if value not in args:
             allowed = ", ".join(repr(a) for a in args)
-            raise CalosimError(f"config: {key}: expected one of {allowed}, got {value!r}")
+            raise CalosimError(f"config: {key}: expected one of {allowed}, got {short_repr(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
-            raise CalosimError(f"config: {key}: expected a list, got {value!r}")
+            raise CalosimError(f"config: {key}: expected a list, got {short_repr(value)}")
         item = args[0] if args else Any
         return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is Any:
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise CalosimError(f"config: {key}: expected true or false, got {value!r}")
+            raise CalosimError(f"config: {key}: expected true or false, got {short_repr(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise CalosimError(f"config: {key}: expected an integer, got {value!r}")
+            raise CalosimError(f"config: {key}: expected an integer, got {short_repr(value)}")
         return value
     if hint is float:
         if isinstance(value, str):
             # YAML 1.1 reads 1e-4 (no dot) as a string: accept what Python reads as a number
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise CalosimError(f"config: {key}: expected a number, got {value!r}")
+            raise CalosimError(f"config: {key}: expected a number, got {short_repr(value)}")
+        if not math.isfinite(value):
+            raise CalosimError(f"config: {key}: expected a finite number, got {value}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise CalosimError(f"config: {key}: expected a string, got {value!r}")
+            raise CalosimError(f"config: {key}: expected a string, got {short_repr(value)}")
         return value
     raise CalosimError(f"config: {key}: unsupported config type {hint}")
 
@@ -375,7 +393,14 @@ class LearnedSimulator(DetectorSimulator):
     def _simulate(
         self, particles: np.ndarray, generators: Sequence[np.random.Generator]
     ) -> np.ndarray:
-        conditions = np.asarray(self.standardiser.transform(particles), dtype=np.float32)
+        # attributes far outside the training data (allow_out_of_range) may overflow
+        # float32 once standardised: refused below, without a RuntimeWarning first
+        with np.errstate(over="ignore", invalid="ignore"):
+            conditions = np.asarray(self.standardiser.transform(particles), dtype=np.float32)
+        unusable = ~np.isfinite(conditions).all(axis=1)
+        if unusable.any():
+            raise ParticleRowError(int(unusable.argmax()), f"{self._label()}: the attributes "
+                                   "overflow float32 once standardised")
         noise_shape = tuple(self.model.noise_shape)
         responses = np.empty((len(particles), *RESPONSE_SHAPE), dtype=np.float32)
         was_training = self.model.training
@@ -390,6 +415,12 @@ class LearnedSimulator(DetectorSimulator):
                         torch.from_numpy(noise).to(self.device),
                         torch.from_numpy(conditions[rows]).to(self.device),
                     ).float().cpu().numpy()
+                    unusable = ~(np.abs(counts) <= MAX_PIXEL_COUNT).reshape(n_rows, -1).all(1)
+                    if unusable.any():
+                        raise ParticleRowError(
+                            block * RANDOM_BLOCK + int(unusable.argmax()),
+                            f"{self._label()} gives NaN, infinite or more than "
+                            f"{MAX_PIXEL_COUNT} photons in a pixel")
                     out = responses[rows]  # a view: results are written in place
                     if self.round_counts and self.rounding == "stochastic":
                         # drawn after the model's noise, from the same block generator
@@ -402,6 +433,10 @@ class LearnedSimulator(DetectorSimulator):
         finally:
             self.model.train(was_training)
         return responses
+
+    def _label(self) -> str:
+        model_file = self.info.get("model_file")
+        return f"model {self.name}" + (f" ({model_file})" if model_file else "")
 
     def describe(self) -> dict[str, Any]:
         """Model name, device, output rounding and the model file's provenance."""

@@ -128,6 +128,9 @@ def simulate_rows(
     if n_per_particle > 1:
         extra["n_per_particle"] = n_per_particle
     file_attrs = run_attrs(simulator, seed, creator, **extra)
+    # errors count rows of what simulate is given: the file's, or its particles repeated
+    source = str(particles_path) if n_per_particle == 1 else (
+        f"{particles_path} with each particle {n_per_particle} times")
     written = 0
     with ResponseWriter(out, file_attrs) as writer, tqdm(
         total=max(0, stop - start) * n_per_particle, unit="resp",
@@ -135,7 +138,7 @@ def simulate_rows(
     ) as bar:
         for first, particles, pdg in _particle_range(particles_path, start, stop, chunk_size):
             for rows, responses in _responses_of(simulator, particles, first, seed,
-                                                 n_per_particle, _aligned(chunk_size)):
+                                                 n_per_particle, _aligned(chunk_size), source):
                 writer.append(particles[rows], responses,
                               pdg=None if pdg is None else pdg[rows],
                               channels=channels(responses))
@@ -160,7 +163,7 @@ def _particle_range(
 
 def _responses_of(
     simulator: DetectorSimulator, particles: np.ndarray, first: int, seed: int,
-    n_per_particle: int, batch_rows: int,
+    n_per_particle: int, batch_rows: int, source: str,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(row indices into ``particles``, responses), ``batch_rows`` output rows at a time.
 
@@ -171,7 +174,7 @@ def _responses_of(
     for offset in range(0, total, batch_rows):
         rows = np.arange(offset, min(total, offset + batch_rows)) // n_per_particle
         yield rows, simulator.simulate(
-            particles[rows], seed, first_index=first * n_per_particle + offset
+            particles[rows], seed, first_index=first * n_per_particle + offset, source=source
         )
 
 

@@ -198,8 +198,8 @@ def iter_simulated_chunks(
     RANDOM_BLOCK). The simulator (default: the Monte Carlo) sees ``seed`` itself, so
     ``simulator.simulate(particles, seed)`` reproduces the responses when min_photons = 0.
     """
-    if n < 0 or min_photons < 0:
-        raise CalosimError("simulate_dataset: need n >= 0 and min_photons >= 0, "
+    if n < 0 or not 0 <= min_photons < math.inf:
+        raise CalosimError("simulate_dataset: need n >= 0 and a finite min_photons >= 0, "
                            f"got {n} and {min_photons}")
     if chunk_size <= 0 or chunk_size % RANDOM_BLOCK:
         raise CalosimError(f"simulate_dataset: chunk_size must be a positive multiple of "

@@ -21,15 +21,23 @@ BUILTIN_SIMULATORS: dict[str, Callable[[], DetectorSimulator]] = {
 }
 
 
-def load(path_or_name: str | Path, *, device: str = "cpu") -> DetectorSimulator:
-    """Return the built-in simulator of that name ("mc") or the model stored in a file."""
+def load(path_or_name: str | Path, *, device: str = "cpu",
+         allow_out_of_range: bool = False) -> DetectorSimulator:
+    """Return the built-in simulator of that name ("mc") or the model stored in a file.
+
+    ``allow_out_of_range``: its ``simulate`` takes particles outside the ranges of
+    calosim.data.particle_checks too.
+    """
     key = str(path_or_name)
     if key.lower() in BUILTIN_SIMULATORS and not Path(key).is_file():
-        return BUILTIN_SIMULATORS[key.lower()]()
-    path = Path(key)
-    if not path.is_file():
-        known = ", ".join(sorted(BUILTIN_SIMULATORS))
-        raise ModelFileError(f"{key}: no such model file (built-in simulators: {known})")
-    from calosim.training.checkpoint import load_simulator
+        simulator = BUILTIN_SIMULATORS[key.lower()]()
+    else:
+        path = Path(key)
+        if not path.is_file():
+            known = ", ".join(sorted(BUILTIN_SIMULATORS))
+            raise ModelFileError(f"{key}: no such model file (built-in simulators: {known})")
+        from calosim.training.checkpoint import load_simulator
 
-    return load_simulator(path, device=device)
+        simulator = load_simulator(path, device=device)
+    simulator.allow_out_of_range = allow_out_of_range
+    return simulator

@@ -25,13 +25,16 @@ from typing import Any
 import numpy as np
 
 from calosim.data.schema import IMAGE_SIZE, N_PIXELS, as_particle_array
-from calosim.errors import CalosimError, DataFormatError
+from calosim.errors import CalosimError
 from calosim.simulators import physics as phys
-from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator
+from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator, ParticleRowError
 
 Rng = np.random.Generator
 # Fibre crossings drawn per vectorised batch: bounds memory (~60 bytes each) per block.
 PHOTON_BATCH = 1 << 20
+# Highest energy simulated, even with allow_out_of_range: time and memory grow with the
+# light, about one photon per GeV, so this bounds a particle to ~0.1 s and one batch.
+MAX_ENERGY_GEV = 1e6
 # offsets of shower-maximum formulas may be negative; every other parameter is >= 0
 _SIGNED_PARAMETERS = frozenset({"em_shower_max_offset", "hadronic_shower_max_offset"})
 _ENERGY, _VX, _VY, _VZ, _PX, _PY, _PZ, _MASS, _CHARGE = range(9)
@@ -160,10 +163,22 @@ class MonteCarloSimulator(DetectorSimulator):
         track = self._transport(as_particle_array(particles).astype(np.float64))
         return track.x, track.y, track.hits
 
+    @property
+    def max_energy_gev(self) -> float:
+        """Highest particle energy simulated: MAX_ENERGY_GEV, or lower where the light per
+        GeV is so high that one cluster's fibre crossings would exceed PHOTON_BATCH."""
+        cfg = self.config
+        light = max(cfg.em_light_per_gev, cfg.hadronic_light_per_gev, cfg.spray_light_per_gev)
+        per_batch = PHOTON_BATCH * cfg.photons_per_fibre_crossing / light if light else math.inf
+        return min(MAX_ENERGY_GEV, per_batch)
+
     def _simulate(self, particles: np.ndarray, generators: Sequence[Rng]) -> np.ndarray:
-        negative = int((particles[:, _ENERGY] < 0).sum())
-        if negative:
-            raise DataFormatError(f"particles: {negative} row(s) have a negative Energy")
+        energy = particles[:, _ENERGY]
+        bad = (energy < 0) | (energy > self.max_energy_gev)
+        if bad.any():
+            row = int(bad.argmax())
+            raise ParticleRowError(row, f"Energy {energy[row]:.6g} GeV is outside the "
+                                        f"Monte Carlo's [0, {self.max_energy_gev:g}] GeV")
         out = np.empty((len(particles), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
         for k, rng in enumerate(generators):
             rows = slice(k * RANDOM_BLOCK, (k + 1) * RANDOM_BLOCK)

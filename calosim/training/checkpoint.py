@@ -9,9 +9,7 @@ calosim file raises ModelFileError with one line naming the file.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 
 from calosim._version import __version__
+from calosim.data.formats.atomic import atomic_output
 from calosim.errors import CalosimError, ModelFileError
 from calosim.models.base import LearnedSimulator, config_to_dict, resolve_device
 from calosim.models.registry import build_model, model_classes
@@ -42,19 +41,9 @@ def data_fingerprint(particles: np.ndarray) -> str:
 
 def atomic_torch_save(payload: Mapping[str, Any], path: str | Path) -> Path:
     """torch.save to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(dict(payload), stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_output(path) as temporary:
+        torch.save(dict(payload), temporary)
+    return Path(path)
 
 
 def _plain(value: Any) -> Any:

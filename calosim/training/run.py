@@ -15,7 +15,6 @@ import copy
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +25,14 @@ import numpy as np
 import torch
 import yaml
 
+from calosim.data.formats.atomic import atomic_output
 from calosim.errors import CalosimError
-from calosim.models.base import LearnedSimulator, config_from_dict, config_to_dict
+from calosim.models.base import (
+    LearnedSimulator,
+    config_from_dict,
+    config_to_dict,
+    short_repr,
+)
 from calosim.models.registry import build_model
 from calosim.simulators.base import fresh_seed
 from calosim.training.checkpoint import data_fingerprint, load_simulator
@@ -83,21 +88,43 @@ class TrainResult:
 # --------------------------------------------------------------------------- config
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader without aliases: a few bytes of nested aliases expand to gigabytes
+    ("billion laughs"), and no calosim config needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in calosim configs",
+                self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str) -> Any:
+    """The value of the YAML text of a config or an override (safe, aliases refused)."""
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    where = getattr(error, "problem_mark", None)
+    line = f" at line {where.line + 1}" if where is not None else ""
+    problem = getattr(error, "problem", None)
+    return f"not valid YAML{line}" + (f": {problem}" if problem else "")
+
+
 def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """A config as a fresh plain dict, from a YAML file or a mapping."""
     if isinstance(config, Mapping):
         return copy.deepcopy(dict(config))
     path = Path(config)
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = parse_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CalosimError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise CalosimError(f"{path}: cannot read config ({error})") from None
     except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise CalosimError(f"{path}: not valid YAML{line}") from None
+        raise CalosimError(f"{path}: {_yaml_problem(error)}") from None
     if not isinstance(loaded, dict):
         raise CalosimError(f"{path}: a config must be a YAML mapping of sections")
     return loaded
@@ -109,11 +136,12 @@ def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[st
         key, sep, raw = override.partition("=")
         parts = key.strip().split(".")
         if not sep or not all(parts):
-            raise CalosimError(f"override {override!r}: expected key.path=value")
+            raise CalosimError(f"override {short_repr(override)}: expected key.path=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise CalosimError(f"override {override!r}: value is not valid YAML") from None
+            value = parse_yaml(raw) if raw.strip() else None
+        except yaml.YAMLError as error:
+            raise CalosimError(f"override {short_repr(override)}: the value is "
+                               f"{_yaml_problem(error)}") from None
         node = config
         for i, part in enumerate(parts[:-1]):
             if part == "model" and i == 0 and isinstance(node.get(part), str):
@@ -121,7 +149,7 @@ def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[st
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 section = ".".join(parts[: i + 1])
-                raise CalosimError(f"override {override!r}: {section} is not a section")
+                raise CalosimError(f"override {short_repr(override)}: {section} is not a section")
             node = child
         node[parts[-1]] = value
     return config
@@ -359,14 +387,8 @@ def _split(dataset: Any, seed: int, fractions: Sequence[float]) -> dict[str, np.
 
 
 def _save_split(path: Path, split: Mapping[str, np.ndarray]) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **split)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, **split)
 
 
 def _standardiser(kind: str, train_particles: np.ndarray) -> Any:
@@ -378,15 +400,8 @@ def _standardiser(kind: str, train_particles: np.ndarray) -> Any:
 
 
 def _copy_atomic(source: Path, target: Path) -> Path:
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=target.parent)
-    os.close(handle)
-    try:
+    with atomic_output(target) as temporary:
         shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return target
 
 

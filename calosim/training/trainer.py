@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +28,9 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from calosim.data.formats.atomic import atomic_output
 from calosim.errors import CalosimError
+from calosim.interrupts import raise_if_interrupted
 from calosim.models.base import Batch, LearnedSimulator
 from calosim.training.checkpoint import (
     load_simulator,
@@ -323,6 +323,7 @@ class Trainer:
         timed_out = False
         with bar:
             while progress.next_batch < n_batches:
+                raise_if_interrupted()
                 if deadline is not None and self.context.any(self.clock() >= deadline):
                     timed_out = True
                     break
@@ -596,14 +597,6 @@ class Trainer:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_output(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)

@@ -139,7 +139,7 @@ def test_npz_holding_pickled_objects(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "mentions"), [
     ("Energy,Vx,Vy,Vz,Px,Py,Pz,mass\n1,0,0,0,0,0,1,0\n", "charge"),
-    (",".join(PARTICLE_COLUMNS) + "\n1,0,0,0,0,0,1,0,abc\n", "rows 1-1"),
+    (",".join(PARTICLE_COLUMNS) + "\n1,0,0,0,0,0,1,0,abc\n", "line 2, column 9 (charge)"),
     (",".join(PARTICLE_COLUMNS) + "\n1,0,0,0,0,0,1,0,0\n1,0,0,0,0,0,1,0\n", "columns"),
     (",".join(PARTICLE_COLUMNS) + "\n1,0,0,0,0,0,inf,0,0\n", "infinite"),
     ("", "empty"),

@@ -17,6 +17,8 @@ def particles(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     table = rng.standard_normal((n, 9)).astype(np.float32)
     table[:, 0] = rng.uniform(10, 3000, n)  # energy, GeV
+    table[:, 7] = np.abs(table[:, 7]) * 500.0  # mass, MeV
+    table[:, 8] = np.rint(table[:, 8])  # charge, whole multiples of e
     return table
 
 

@@ -33,6 +33,7 @@ from calosim.data.schema import (
     PARTICLE_COLUMNS,
     PARTICLE_UNITS,
     RESPONSE_SHAPE,
+    as_particle_array,
 )
 
 # ---------------------------------------------------------------------------- reading
@@ -81,7 +82,11 @@ class _HDF5Source(DataSource):
 
     def _raw_chunks(self, chunk_size: int, with_responses: bool) -> Iterator[tuple[Any, Any, Any]]:
         for start in range(0, self.n, chunk_size):
-            yield self._rows(start, min(self.n, start + chunk_size), with_responses)
+            particles, pdg, responses = self._rows(start, min(self.n, start + chunk_size),
+                                                   with_responses)
+            # converted here, where the rows' place in the file is known for errors
+            yield (as_particle_array(particles, source=str(self.path), first_row=start), pdg,
+                   responses)
 
     def _particle_table(
         self, n: int | None

@@ -26,7 +26,13 @@ from calosim.data.formats.base import (
     _translate_errors,
 )
 from calosim.data.formats.sink import _UINT16_MAX, _Rows, _Sink
-from calosim.data.schema import N_ATTRIBUTES, N_PIXELS, PARTICLE_COLUMNS, RESPONSE_SHAPE
+from calosim.data.schema import (
+    N_ATTRIBUTES,
+    N_PIXELS,
+    PARTICLE_COLUMNS,
+    RESPONSE_SHAPE,
+    as_particle_array,
+)
 
 NPZ_PAIR_NAMES = ("data_nonrandom_responses.npz", "data_nonrandom_particles.npz")
 
@@ -197,6 +203,9 @@ class _NpzSource(DataSource):
                 else:
                     particles = {c: readers[c].read(rows) for c in PARTICLE_COLUMNS}
                     pdg = readers["pdg"].read(rows) if "pdg" in readers else None
+                # converted here, where the rows' place in the file is known for errors
+                particles = as_particle_array(particles, source=str(self._particles_path),
+                                              first_row=start)
                 yield particles, pdg, (responses.read(rows) if responses else None)
 
 

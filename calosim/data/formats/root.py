@@ -17,7 +17,7 @@ import numpy as np
 from calosim.data.formats.atomic import _TempFiles
 from calosim.data.formats.base import DataSource, _fail
 from calosim.data.formats.sink import N_CHANNELS, _as_json, _Rows, _Sink
-from calosim.data.schema import N_PIXELS, PARTICLE_COLUMNS
+from calosim.data.schema import N_PIXELS, PARTICLE_COLUMNS, as_particle_array
 
 ROOT_TREE = "zdc"
 ROOT_ATTRS_KEY = "calosim_attrs"
@@ -66,11 +66,15 @@ class _RootSource(DataSource):
 
     def _raw_chunks(self, chunk_size: int, with_responses: bool) -> Iterator[tuple[Any, Any, Any]]:
         branches = list(PARTICLE_COLUMNS) + ["pdg"] * self._has_pdg + ["responses"] * with_responses
+        start = 0
         for arrays in self._tree.iterate(branches, step_size=chunk_size, library="np"):
             responses = arrays.get("responses")
             if responses is not None and responses.dtype == object:
                 raise _fail(self.path, "responses branch is not a fixed-size array of 1936 values")
-            yield arrays, arrays.get("pdg"), responses
+            # converted here, where the rows' place in the file is known for errors
+            particles = as_particle_array(arrays, source=str(self.path), first_row=start)
+            start += len(particles)
+            yield particles, arrays.get("pdg"), responses
 
 
 class _RootSink(_Sink):
