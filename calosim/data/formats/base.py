@@ -56,6 +56,19 @@ def _one_line(exc: BaseException) -> str:
 _IO_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
+def _from_io_library(exc: BaseException) -> bool:
+    """Whether ``exc`` is of, or was raised inside, the file libraries (a damaged file
+    makes them raise anything, NotImplementedError and KeyError included)."""
+    libraries = ("h5py", "uproot", "awkward")
+    if type(exc).__module__.split(".")[0] in libraries:
+        return True
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+    return str(module).split(".")[0] in libraries
+
+
 @contextmanager
 def _translate_errors(path: Path, action: str = "read") -> Iterator[None]:
     """Turn library errors (h5py, uproot, zipfile, numpy) into one-line DataFormatErrors."""
@@ -64,8 +77,7 @@ def _translate_errors(path: Path, action: str = "read") -> Iterator[None]:
     except CalosimError:
         raise
     except Exception as exc:
-        from_io_library = type(exc).__module__.split(".")[0] in ("h5py", "uproot", "awkward")
-        if isinstance(exc, _IO_ERRORS) or from_io_library:
+        if isinstance(exc, _IO_ERRORS) or _from_io_library(exc):
             raise DataFormatError(f"{path}: cannot {action} file ({_one_line(exc)})") from exc
         raise
 
@@ -115,7 +127,7 @@ def _checked_pdg(path: Path, raw: Any, n: int) -> np.ndarray:
     )
     if not integral:
         raise _fail(path, "pdg holds values that are not integer PDG ids")
-    if n and np.abs(pdg).max() > np.iinfo(np.int32).max:
+    if n and np.abs(pdg.astype(np.float64)).max() > np.iinfo(np.int32).max:
         raise _fail(path, "pdg holds values beyond the int32 range")
     return pdg.astype(np.int32)
 
