@@ -5,6 +5,7 @@ Errors a user causes print one line on stderr and exit 1; `--debug` shows traceb
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any, NoReturn
@@ -31,6 +32,11 @@ class _Commands(click.Group):
         except KeyboardInterrupt as err:
             _exit_interrupted(err.signum if isinstance(err, interrupts.Interrupted)
                               else signal.SIGINT)
+        except BrokenPipeError:
+            # the reader of stdout left (`calosim info FILE | head -1`): nothing to say, and
+            # Python's flush at exit must not fail again
+            _silence_stdout()
+            sys.exit(128 + signal.SIGPIPE)
         except Exception as err:  # noqa: BLE001 - the last line of defence for users
             if ctx.params.get("debug"):
                 raise
@@ -68,7 +74,17 @@ def cli(debug: bool) -> None:
 
 def main() -> None:
     interrupts.install()
-    cli(prog_name="calosim")
+    try:
+        cli(prog_name="calosim")
+    finally:
+        try:  # what is still buffered goes out at exit: a reader gone is no error either
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 from calosim.cli import (  # noqa: E402

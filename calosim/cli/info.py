@@ -16,9 +16,15 @@ MODEL_SUFFIXES = {".pt", ".pth", ".ckpt"}
 def describe(path: Path) -> dict[str, Any]:
     """A JSON-ready description of a data file or a model file."""
     if path.suffix.lower() in MODEL_SUFFIXES:
-        from calosim.simulators.loading import load
+        from calosim.training.checkpoint import describe_calosim_file
 
-        return {"file": str(path), "kind": "model", **load(path).describe()}
+        description = {"file": str(path), **describe_calosim_file(path)}
+        if description["kind"] == "model":
+            from calosim.simulators.loading import load
+
+            simulator = load(path).describe()
+            description.update({k: v for k, v in simulator.items() if k not in description})
+        return description
     from calosim.data import describe_file
 
     return {"file": str(path), "kind": "data", **describe_file(path)}

@@ -31,17 +31,25 @@ def _write_periods(dataset: Any, data: Path, out_dir: Path, n_tasks: int) -> Non
         click.echo(f"period {period + 1}: {len(rows)} responses -> {path}")
 
 
-def _run_split(run_dir: Path, n: int) -> dict:
+def _run_split(run_dir: Path, data: Path, particles: Any) -> dict:
+    """The split ``run_dir`` recorded, once DATA is known to be the data it indexes."""
     import numpy as np
+
+    from calosim.training.checkpoint import data_fingerprint
 
     path = run_dir / "split.npz"
     try:
         with np.load(path, allow_pickle=False) as stored:
             parts = {name: stored[name] for name in PARTS}
+            recorded = str(stored["data_fingerprint"]) if "data_fingerprint" in stored else None
     except (OSError, KeyError, ValueError) as error:
         raise CalosimError(f"{path}: not a training run's split ({error})") from None
-    if max(int(rows.max(initial=-1)) for rows in parts.values()) >= n:
-        raise CalosimError(f"{path}: indices beyond the {n} rows of the data: another dataset?")
+    if recorded is not None and recorded != data_fingerprint(particles):
+        raise CalosimError(f"{data}: not the data the run {run_dir} was trained on (its "
+                           "particles differ from those the split indexes)")
+    if max(int(rows.max(initial=-1)) for rows in parts.values()) >= len(particles):
+        raise CalosimError(f"{path}: indices beyond the {len(particles)} rows of the data: "
+                           "another dataset?")
     return parts
 
 
@@ -73,7 +81,7 @@ def command(
         _write_periods(dataset, data, out_dir, energy_tasks)
         return
     if run_dir is not None:
-        parts = _run_split(run_dir, len(dataset))
+        parts = _run_split(run_dir, data, dataset.particles)
     else:
         parts = split_indices(len(dataset), seed, fractions)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,14 +51,28 @@ def command(
     runs its whole task sequence (configs/continual/). Under
     `torchrun --nproc_per_node N -m calosim train ...` N processes train data-parallel.
     With --new-period a continual config learns one period's file per command."""
-    from calosim.errors import CalosimError
     from calosim.training.distributed import context_from_environment
-    from calosim.training.run import load_config, train_from_config
+    from calosim.training.run import load_config
+    from calosim.training.run_lock import run_directory_lock
 
     loaded = load_config(config)
     context = context_from_environment(device)
     if new_period:
         _check_new_period(loaded, data, out_dir, resume, max_minutes, context.active)
+    out_dir = out_dir or Path("runs") / config.stem
+    # every process of a torchrun run writes the same directory: only the first locks it
+    with run_directory_lock(out_dir) if context.is_main else contextlib.nullcontext():
+        _train(config, loaded, overrides, data, out_dir, max_minutes, resume, new_period, seed,
+               device, progress, context)
+
+
+def _train(config: Path, loaded: dict, overrides: tuple[str, ...], data: Path | None,
+           out_dir: Path, max_minutes: float | None, resume: bool, new_period: bool,
+           seed: int | None, device: str, progress: bool, context: Any) -> None:
+    from calosim.errors import CalosimError
+    from calosim.training.run import train_from_config
+
+    if new_period:
         from calosim.continual.periods import train_next_period
 
         period = train_next_period(config, data=data, out_dir=out_dir, seed=seed,
@@ -76,7 +92,6 @@ def command(
         from calosim.images.train import train_images_from_config as train
     else:
         train = train_from_config
-    out_dir = out_dir or Path("runs") / config.stem
     result = train(
         config, data=data, out_dir=out_dir, seed=seed, overrides=overrides,
         max_minutes=max_minutes, resume=resume, device=device, progress=progress,

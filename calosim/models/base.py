@@ -273,12 +273,14 @@ class GenerativeModel(nn.Module, ABC):
         return False
 
     def refine(
-        self, batches: Iterable[Batch], generator: torch.Generator, progress: bool = False
+        self, batches: Iterable[Batch], generator: torch.Generator, progress: bool = False,
+        *, time_is_up: Callable[[], bool] = lambda: False,
     ) -> dict[str, float] | None:
         """An optional last training phase, run by the Trainer on the best model once the
         epochs are over: ``batches`` go once over the training set, in order; noise is
-        drawn from ``generator``. Returns its final losses ("loss": the one it minimised),
-        or None when there is none."""
+        drawn from ``generator``; its step loops stop early once ``time_is_up()`` (the
+        run's time budget). Returns its final losses ("loss": the one it minimised), or
+        None when there is none."""
         return None
 
     def configure_optimisers(

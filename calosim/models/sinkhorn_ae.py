@@ -302,7 +302,8 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
         return c.refine_steps > 0 or c.shape_refit_steps > 0 or c.totals_refit_steps > 0
 
     def refine(
-        self, batches: Iterable[Batch], generator: torch.Generator, progress: bool = False
+        self, batches: Iterable[Batch], generator: torch.Generator, progress: bool = False,
+        *, time_is_up: Callable[[], bool] = lambda: False,
     ) -> dict[str, float] | None:
         """After the epochs, encoder frozen: refits the noise generator (``refine_steps``),
         then the decoder's light spread (``shape_refit_steps``) and its channel sums
@@ -334,25 +335,25 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
         losses: dict[str, float] = {}
         if c.refine_steps > 0:
             losses["loss"] = self._refit_noise_generator(fit.codes, fit.conditions, generator,
-                                                         progress)
+                                                         progress, time_is_up)
         if fit.images is not None:
             losses["shape"] = self.decoder.fit_shapes(
                 fit.codes[: len(fit.images)], counts_from_log(fit.images),
                 steps=c.shape_refit_steps, batch_size=c.refine_batch_size,
-                learning_rate=c.refine_learning_rate, generator=generator,
+                learning_rate=c.refine_learning_rate, generator=generator, time_is_up=time_is_up,
             )
         if fit.sums is not None:
             losses["totals"] = self.decoder.fit_totals(
                 fit.codes[:TOTALS_FIT_ROWS], fit.sums[:TOTALS_FIT_ROWS],
                 steps=c.totals_refit_steps, learning_rate=c.refine_learning_rate,
-                kind=c.channel_loss, scale=c.channel_scale,
+                kind=c.channel_loss, scale=c.channel_scale, time_is_up=time_is_up,
             )
         losses.setdefault("loss", losses.get("shape", losses.get("totals", 0.0)))
         return losses
 
     def _refit_noise_generator(
         self, codes: torch.Tensor, conditions: torch.Tensor, generator: torch.Generator,
-        progress: bool,
+        progress: bool, time_is_up: Callable[[], bool],
     ) -> float:
         c = self.config
         optimiser = torch.optim.Adam(self.noise_generator.parameters(), lr=c.refine_learning_rate)
@@ -364,7 +365,11 @@ class SinkhornAutoencoder(DecodedGeneration, GenerativeModel):
         # the loss reported: the mean over the last tenth of the steps, which the average sees
         last = max(c.refine_steps // 10, 1)
         reported = 0.0
+        loss = torch.zeros(())
         for step in tqdm(range(c.refine_steps), desc="refine", disable=not progress, leave=False):
+            if time_is_up():
+                reported = float(loss.detach())  # the last step's: no tail was reached
+                break
             rows = torch.randint(len(codes), (c.refine_batch_size,), generator=generator)
             noise = torch.randn(c.refine_draws * len(rows), c.noise_dim, generator=generator)
             draws = self.sample_codes(noise.to(codes.device),

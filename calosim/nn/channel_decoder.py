@@ -72,6 +72,7 @@ class ChannelTotalsDecoder(nn.Module):
     def fit_shapes(
         self, codes: torch.Tensor, counts: torch.Tensor, *, steps: int, batch_size: int,
         learning_rate: float, generator: torch.Generator,
+        time_is_up: Callable[[], bool] = lambda: False,
     ) -> float:
         """Refits the pixel-logit rows of the output layer alone, everything else frozen,
         to the photons' likelihood (calosim.nn.losses.channel_shape_divergence) of
@@ -87,11 +88,11 @@ class ChannelTotalsDecoder(nn.Module):
             return channel_shape_divergence(flat[rows], log_shares, self.mask)
 
         pixels = slice(0, self.mlp.last_linear.out_features - N_CHANNELS)
-        return self._refit_output_rows(pixels, batch_loss, steps, learning_rate)
+        return self._refit_output_rows(pixels, batch_loss, steps, learning_rate, time_is_up)
 
     def fit_totals(
         self, codes: torch.Tensor, sums: torch.Tensor, *, steps: int, learning_rate: float,
-        kind: str, scale: float,
+        kind: str, scale: float, time_is_up: Callable[[], bool] = lambda: False,
     ) -> float:
         """Refits the 5 channel-total rows of the output layer alone, everything else
         frozen, to the channel sums (N, 5) of the responses (``channel_sums``) given their
@@ -106,7 +107,7 @@ class ChannelTotalsDecoder(nn.Module):
             return channel_sum_error(sums, _totals(F.linear(features, weight, bias)), kind, scale)
 
         totals = slice(self.mlp.last_linear.out_features - N_CHANNELS, None)
-        return self._refit_output_rows(totals, full_batch_loss, steps, learning_rate)
+        return self._refit_output_rows(totals, full_batch_loss, steps, learning_rate, time_is_up)
 
     def _hidden_features(self, codes: torch.Tensor) -> torch.Tensor:
         """The input of the output layer, without gradients."""
@@ -118,11 +119,11 @@ class ChannelTotalsDecoder(nn.Module):
 
     def _refit_output_rows(
         self, rows: slice, loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        steps: int, learning_rate: float,
+        steps: int, learning_rate: float, time_is_up: Callable[[], bool],
     ) -> float:
         """Adam on ``rows`` of the output layer alone, its learning rate decayed to 0 along
         a cosine; ``loss_of(weight, bias)`` gives one step's loss. Returns the mean loss of
-        the last tenth of the steps."""
+        the last tenth of the steps (the last step's when ``time_is_up()`` stops it)."""
         last = self.mlp.last_linear
         weight = last.weight[rows].detach().clone().requires_grad_(True)
         bias = last.bias[rows].detach().clone().requires_grad_(True)
@@ -130,7 +131,11 @@ class ChannelTotalsDecoder(nn.Module):
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
         tail = max(steps // 10, 1)
         reported = 0.0
+        loss = torch.zeros(())
         for step in range(steps):
+            if time_is_up():
+                reported = float(loss.detach())
+                break
             loss = loss_of(weight, bias)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -2,8 +2,10 @@
 
 Both are written atomically (temporary file in the same directory, then os.replace) and
 read with ``torch.load(weights_only=True)``, which cannot run code hidden in a file, so
-a foreign pickle is refused rather than executed. Anything that is not a readable
-calosim file raises ModelFileError with one line naming the file.
+a foreign pickle is refused rather than executed. Every file carries a sha256 of its
+contents (tensors and settings), its config's sha256 and the calosim version that wrote
+it; a file changed since (a flipped byte in its weights) is refused. Anything that is not
+a readable, intact calosim file raises ModelFileError with one line naming the file.
 """
 
 from __future__ import annotations
@@ -39,10 +41,58 @@ def data_fingerprint(particles: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def payload_checksum(payload: Mapping[str, Any]) -> str:
+    """sha256 over every value of a calosim torch file but its ``integrity`` entry:
+    tensors by dtype, shape and bytes, everything else by type and repr, keys sorted."""
+    digest = hashlib.sha256()
+    _digest({k: v for k, v in payload.items() if k != "integrity"}, digest)
+    return digest.hexdigest()
+
+
+def _digest(value: Any, digest: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"tensor {tensor.dtype} {tuple(tensor.shape)}:".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        digest.update(f"array {array.dtype.str} {array.shape}:".encode())
+        digest.update(array.tobytes())
+    elif isinstance(value, Mapping):
+        digest.update(b"{")
+        for key in sorted(value, key=str):
+            _digest(key, digest)
+            _digest(value[key], digest)
+        digest.update(b"}")
+    elif isinstance(value, list | tuple):
+        digest.update(b"[")
+        for item in value:
+            _digest(item, digest)
+        digest.update(b"]")
+    else:
+        digest.update(f"{type(value).__name__} {value!r};".encode())
+
+
+def _config_checksum(config: Any) -> str | None:
+    if not isinstance(config, Mapping):
+        return None
+    digest = hashlib.sha256()
+    _digest(config, digest)
+    return digest.hexdigest()
+
+
 def atomic_torch_save(payload: Mapping[str, Any], path: str | Path) -> Path:
-    """torch.save to a temporary file beside ``path``, then rename it into place."""
-    with atomic_output(path) as temporary:
-        torch.save(dict(payload), temporary)
+    """torch.save to a temporary file beside ``path``, then rename it into place; the file
+    carries the checksum `read_calosim_file` verifies."""
+    payload = dict(payload)
+    payload["integrity"] = {
+        "sha256": payload_checksum(payload),
+        "config_sha256": _config_checksum(payload.get("config")),
+        "calosim_version": __version__,
+    }
+    # saved through a stream: torch names the archive inside after a path it is given
+    with atomic_output(path) as temporary, open(temporary, "wb") as stream:
+        torch.save(payload, stream)
     return Path(path)
 
 
@@ -112,6 +162,13 @@ def read_calosim_file(
         found = payload.get("format") if isinstance(payload, dict) else None
         detail = f"it is a {found!r} file" if isinstance(found, str) else "foreign PyTorch data"
         raise ModelFileError(f"{path}: not a calosim {_kind(expected_format)} ({detail})")
+    integrity = payload.get("integrity")
+    if integrity is not None and (not isinstance(integrity, Mapping)
+                                  or integrity.get("sha256") != payload_checksum(payload)):
+        raise ModelFileError(
+            f"{path}: damaged {_kind(expected_format)}: its contents no longer match the "
+            "checksum written with them"
+        )
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(
@@ -122,7 +179,8 @@ def read_calosim_file(
 
 
 def _kind(file_format: str) -> str:
-    return "model file" if file_format == MODEL_FORMAT else "training checkpoint"
+    kinds = {MODEL_FORMAT: "model file", TRAINING_STATE_FORMAT: "training checkpoint"}
+    return kinds.get(file_format, "image model file")
 
 
 def load_simulator(path: str | Path, device: str = "cpu") -> LearnedSimulator:
@@ -182,3 +240,39 @@ def save_training_state(path: str | Path, state: Mapping[str, Any]) -> Path:
 def load_training_state(path: str | Path, device: str = "cpu") -> dict[str, Any]:
     """Read a resume checkpoint written by save_training_state."""
     return read_calosim_file(path, TRAINING_STATE_FORMAT, device)
+
+
+def describe_calosim_file(path: str | Path) -> dict[str, Any]:
+    """What a calosim torch file (model, image model, training checkpoint) holds, with its
+    provenance and integrity, without building the model."""
+    path = Path(path)
+    payload = None
+    for file_format in (MODEL_FORMAT, TRAINING_STATE_FORMAT, "calosim-image-model"):
+        try:
+            payload = read_calosim_file(path, file_format)
+            break
+        except ModelFileError as error:
+            if "it is a 'calosim-" not in str(error):
+                raise
+    if payload is None:
+        raise ModelFileError(f"{path}: a calosim file of a kind this calosim does not know")
+    weights = payload.get("state_dict", payload.get("model"))
+    integrity = payload.get("integrity")
+    description: dict[str, Any] = {
+        "kind": {MODEL_FORMAT: "model", TRAINING_STATE_FORMAT: "training checkpoint"}.get(
+            str(payload["format"]), "image model"),
+        "format_version": payload.get("format_version"),
+        "model_name": payload.get("model_name"),
+        "parameters": sum(t.numel() for t in weights.values() if isinstance(t, torch.Tensor))
+        if isinstance(weights, Mapping) else None,
+        "calosim_version": payload.get("calosim_version"),
+        "seed": payload.get("seed"),
+        "data_fingerprint": payload.get("data_fingerprint"),
+        "integrity": {"checksum": "verified", **integrity} if isinstance(integrity, Mapping)
+        else {"checksum": "none (the file carries no checksum)"},
+    }
+    for key in ("benchmark", "n_classes", "conditional", "epoch", "next_batch", "best_epoch",
+                "world_size"):
+        if key in payload:
+            description[key] = payload[key]
+    return {key: value for key, value in description.items() if value is not None}

@@ -49,7 +49,7 @@ from calosim.training.trainer import (
 # file may move; the checkpoint's data fingerprint checks it holds the same data.
 _RESUMABLE_CHANGES = {
     ("training", "epochs"), ("training", "patience"), ("training", "max_minutes"),
-    ("training", "max_steps"), ("data",),
+    ("training", "max_steps"), ("training", "refine_share"), ("data",),
 }
 
 
@@ -308,7 +308,7 @@ def _train_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume and context.is_main:
         write_text_atomic(run_dir / "config.yaml", dump_config(resolved.to_dict()))
-        _save_split(run_dir / "split.npz", split)
+        _save_split(run_dir / "split.npz", split, fingerprint)
     conditions = np.asarray(standardiser.transform(dataset.particles), dtype=np.float32)
     validation_rows = np.sort(split["val"])[: resolved.training.validation_size]
     training_data = TrainingData(
@@ -386,9 +386,10 @@ def _split(dataset: Any, seed: int, fractions: Sequence[float]) -> dict[str, np.
     return {name: np.asarray(rows, dtype=np.int64) for name, rows in split.items()}
 
 
-def _save_split(path: Path, split: Mapping[str, np.ndarray]) -> None:
+def _save_split(path: Path, split: Mapping[str, np.ndarray], fingerprint: str) -> None:
+    """The split's row indices, with the fingerprint of the data they index."""
     with atomic_output(path) as temporary, open(temporary, "wb") as stream:
-        np.savez(stream, **split)
+        np.savez(stream, **split, data_fingerprint=np.array(fingerprint))
 
 
 def _standardiser(kind: str, train_particles: np.ndarray) -> Any:
@@ -419,6 +420,8 @@ def _final_metrics(
         "epochs_run": max((r["epoch"] for r in outcome.history), default=0),
         "validation": None if best is None else best["val"],
         "train_seconds": outcome.seconds,
+        "refine_seconds": outcome.refine_seconds,
+        "max_minutes": outcome.max_minutes,
         "data": {
             "path": resolved.options.data,
             "fingerprint": data_fingerprint(dataset.particles),

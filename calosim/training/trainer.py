@@ -53,7 +53,9 @@ class TrainingConfig:
     rate is multiplied by it each epoch; ``ema_decay``: validate and keep an exponential
     moving average of the weights with this decay per step (None: the weights as trained);
     ``max_steps``: a budget of optimisation steps, as whole epochs (at most ``epochs``):
-    unlike ``max_minutes`` it does not depend on the machine, so runs repeat exactly."""
+    unlike ``max_minutes`` it does not depend on the machine, so runs repeat exactly.
+    ``max_minutes``: the time budget of the whole run, the model's refinement phase
+    included, which gets the last ``refine_share`` of it (the epochs stop earlier)."""
 
     epochs: int = 60
     batch_size: int = 1000
@@ -67,6 +69,7 @@ class TrainingConfig:
     monitor: Monitor = "w1"
     ema_decay: float | None = None
     max_steps: int | None = None
+    refine_share: float = 0.25
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -91,6 +94,8 @@ class TrainingConfig:
             raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
+        if not 0 <= self.refine_share < 1:
+            raise ValueError(f"refine_share must lie in [0, 1), got {self.refine_share}")
 
     def epochs_for(self, batches_per_epoch: int) -> int:
         """The epochs to run with this many batches in each: ``epochs``, or fewer where
@@ -128,7 +133,8 @@ class TrainingData:
 
 @dataclass
 class TrainingOutcome:
-    """What ``Trainer.fit`` did: the files it left, the per-epoch history, why it stopped."""
+    """What ``Trainer.fit`` did: the files it left, the per-epoch history, why it stopped,
+    the time it took (of it, the refinement phase) and the budget it was given."""
 
     best_path: Path
     last_path: Path
@@ -137,6 +143,8 @@ class TrainingOutcome:
     best_epoch: int
     stop_reason: str
     seconds: float
+    refine_seconds: float = 0.0
+    max_minutes: float | None = None
 
 
 @dataclass
@@ -258,7 +266,9 @@ class Trainer:
         progress = self._resume() if resume else _Progress()
         self.context.broadcast_state(self.model)
         started = self.clock()
-        deadline = None if max_minutes is None else started + 60.0 * max_minutes
+        run_deadline = None if max_minutes is None else started + 60.0 * max_minutes
+        share = self.config.refine_share if self.model.refines else 0.0
+        deadline = None if max_minutes is None else started + 60.0 * max_minutes * (1 - share)
         n = len(self.data.index)
         n_batches = n // self.config.batch_size if n >= self.config.batch_size else 1
         if min(n, self.config.batch_size) // self.context.world_size < 2:
@@ -290,12 +300,14 @@ class Trainer:
         if stop_reason == "time budget":
             self._log(progress.history[-1])
         keep = self.best_path
+        refine_started = self.clock()
         if self.model.refines and progress.best_epoch > 0:
-            keep = self._refine(progress)
+            keep = self._refine(progress, run_deadline)
         return TrainingOutcome(
             best_path=keep, last_path=self.last_path, history=progress.history,
             best_metric=progress.best_metric, best_epoch=progress.best_epoch,
             stop_reason=stop_reason, seconds=self.clock() - started,
+            refine_seconds=self.clock() - refine_started, max_minutes=max_minutes,
         )
 
     def _patience_spent(self, progress: _Progress) -> bool:
@@ -375,16 +387,22 @@ class Trainer:
 
     # ----------------------------------------------------------------- refinement
 
-    def _refine(self, progress: _Progress) -> Path:
+    def _refine(self, progress: _Progress, deadline: float | None) -> Path:
         """The model's refinement phase (GenerativeModel.refine) on the best model of the
         epochs, scored like an epoch. Returns the model file to keep: refined.pt when it
         scores better, else best.pt. It always starts from best.pt with its own seed, so a
-        resumed run that refines again gets the same result. Under torchrun every process
-        refines alike (their gradients are averaged); rank 0 scores and writes."""
+        resumed run that refines again gets the same result (unless ``deadline`` cut it
+        short). Under torchrun every process refines alike (their gradients are averaged)
+        and stops at the same step; rank 0 scores and writes."""
         self.load_weights(self.best_path)
         started = self.clock()
         generator = torch.Generator().manual_seed(_seed_for(self.seed, 4))
-        losses = self.model.refine(self._training_batches(generator), generator, self.progress)
+        def time_is_up() -> bool:
+            raise_if_interrupted()
+            return deadline is not None and bool(self.context.any(self.clock() >= deadline))
+
+        losses = self.model.refine(self._training_batches(generator), generator, self.progress,
+                                   time_is_up=time_is_up)
         if not self.context.is_main:
             return self.best_path
         train_seconds = self.clock() - started

@@ -32,9 +32,17 @@ def test_train_then_generate_then_validate(run, simulated, tmp_path):
     test_rows = np.sort(np.load(run_dir / "split.npz")["test"])
     np.testing.assert_array_equal(read_dataset(held_out / "test.h5").particles,
                                   read_dataset(simulated).particles[test_rows])
+    other = tmp_path / "other.h5"  # as many rows, other particles
+    assert run("simulate", "--n", "3000", "--seed", "2", "--out", other,
+               "--no-progress").exit_code == 0
+    refused = run("split", other, "--out-dir", tmp_path / "wrong", "--run", run_dir)
+    assert refused.exit_code == 1
+    assert "not the data the run" in refused.stderr and "\n" not in refused.stderr.strip()
+    assert not (tmp_path / "wrong").exists()
 
     info = json.loads(run("info", model, "--json").stdout)
     assert info["kind"] == "model" and info["simulator"] == "e2e_sae"
+    assert info["integrity"]["checksum"] == "verified"
 
     first, again = tmp_path / "gen1.h5", tmp_path / "gen2.h5"
     for out in (first, again):

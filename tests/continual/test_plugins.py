@@ -56,10 +56,10 @@ def test_replay_reaches_the_autoencoders_refinement(toy, tmp_path, monkeypatch) 
     sizes: list[tuple[int, int]] = []
     original = SinkhornAutoencoder.refine
 
-    def refine(self, batches, generator, progress=False):  # type: ignore[no-untyped-def]
+    def refine(self, batches, generator, progress=False, **options):  # type: ignore[no-untyped-def]
         batches = list(batches)
         sizes.append((len(batches), sum(len(b.images) for b in batches)))
-        return original(self, batches, generator, progress)
+        return original(self, batches, generator, progress, **options)
 
     monkeypatch.setattr(SinkhornAutoencoder, "refine", refine)
     config = _config("generative_replay", TINY_SAE, rounding="stochastic")

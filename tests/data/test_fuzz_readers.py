@@ -95,6 +95,7 @@ def valid_file(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 @given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0),
                                                           st.integers(0, 255)), max_size=8))
 @example(cut=1.0, flips=[(0.033076326615132164, 64)])  # uproot: NotImplementedError (ROOT)
+@example(cut=1.0, flips=[(0.956970453375424, 1)])  # zipfile: compression method (npz)
 def test_a_damaged_file_gives_particles_or_one_line(valid_file: Path, cut: float,
                                                     flips: list[tuple[float, int]]) -> None:
     data = bytearray(valid_file.read_bytes())

@@ -14,6 +14,7 @@ from calosim.data.transforms import ParticleStandardiser
 from calosim.errors import ModelFileError
 from calosim.models import LearnedSimulator, build_model
 from calosim.training.checkpoint import (
+    atomic_torch_save,
     data_fingerprint,
     load_simulator,
     load_training_state,
@@ -107,8 +108,7 @@ def test_unreadable_files_raise_model_file_error(tmp_path, model_file, make, mes
 def _resave(source: Path, target: Path, **changes) -> Path:
     payload = torch.load(source, weights_only=True)
     payload.update(changes)
-    torch.save(payload, target)
-    return target
+    return atomic_torch_save(payload, target)  # with a checksum of the changed contents
 
 
 def test_foreign_and_corrupt_torch_files(tmp_path, model_file) -> None:
@@ -156,6 +156,7 @@ def test_files_from_before_a_config_key_existed_keep_their_behaviour(tmp_path, t
     path = save_model_file(tmp_path / "old.pt", old)
     payload = torch.load(path, weights_only=True)
     del payload["config"]["encoder_channel_inputs"]  # as written before the key existed
+    del payload["integrity"]  # and before files carried checksums
     torch.save(payload, path)
     loaded = load_simulator(path)
     assert loaded.model.config.encoder_channel_inputs is False

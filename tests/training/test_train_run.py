@@ -122,6 +122,19 @@ def test_refinement_after_the_epochs_is_scored_and_kept_only_if_better(
     assert equal_tensors(refined, again)
 
 
+def test_the_time_budget_bounds_the_refinement_too(tmp_path, tiny_dataset, tiny_run_config):
+    tiny_run_config["training"].update(epochs=1000, patience=None)
+    tiny_run_config["model"].update(decoder="channel_totals", refine_steps=10**7,
+                                    shape_refit_steps=10**7, totals_refit_steps=10**7)
+    result = train_tiny(tiny_run_config, tiny_dataset, tmp_path / "run", max_minutes=0.1)
+    metrics = result.metrics
+    assert metrics["stop_reason"] == "time budget" and metrics["max_minutes"] == 0.1
+    assert 0 < metrics["refine_seconds"] < metrics["train_seconds"]
+    # the epochs stop at 75 % of the 6 s, the refinement at 100 %; scoring it takes a bit
+    assert metrics["train_seconds"] < 6 + 3
+    assert metrics["train_seconds"] - metrics["refine_seconds"] < 0.75 * 6 + 2
+
+
 def test_moving_average_weights_are_validated_kept_and_resumed(
     tmp_path, tiny_dataset, tiny_run_config
 ) -> None:

@@ -52,8 +52,10 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-# UnicodeDecodeError (bad CSV text) is a ValueError; zipfile.BadZipFile is an Exception.
-_IO_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+# UnicodeDecodeError (bad CSV text) is a ValueError; zipfile.BadZipFile is an Exception;
+# zipfile raises NotImplementedError for a damaged compression method.
+_IO_ERRORS = (OSError, KeyError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile,
+              zlib.error)
 
 
 def _from_io_library(exc: BaseException) -> bool:

@@ -60,7 +60,9 @@ def detect_format(path: str | os.PathLike[str], format: str | None = None) -> st
         with _translate_errors(path):
             name = _sniff(path)
         if name is None:
-            raise _fail(path, f"cannot tell the data format; give one of {', '.join(FORMATS)}")
+            extensions = ", ".join(_SUFFIX_FORMATS)
+            raise _fail(path, "not a data file calosim knows (HDF5, ROOT, npz or CSV); name "
+                              f"a CSV particle list with one of the extensions {extensions}")
     return _hdf5_flavour(path) if name == "h5" else name
 
 
