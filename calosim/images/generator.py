@@ -21,9 +21,12 @@ from calosim.errors import CalosimError, ModelFileError
 from calosim.models.base import GenerativeModel, config_to_dict, resolve_device
 from calosim.models.registry import build_model
 from calosim.simulators.base import RANDOM_BLOCK, block_generators
-from calosim.training.checkpoint import FORMAT_VERSION, atomic_torch_save, read_calosim_file
-
-IMAGE_MODEL_FORMAT = "calosim-image-model"
+from calosim.training.checkpoint import (
+    FORMAT_VERSION,
+    IMAGE_MODEL_FORMAT,
+    atomic_torch_save,
+    read_calosim_file,
+)
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -49,6 +49,7 @@ from calosim.data import (
     output_format,
 )
 from calosim.data.formats import ROOT_TREE
+from calosim.data.formats.atomic import NAME_MAX
 from calosim.errors import CalosimError, DataFormatError
 from calosim.production.stream import DEFAULT_CHUNK, simulate_rows
 from calosim.simulators.base import RANDOM_BLOCK, DetectorSimulator, fresh_seed
@@ -289,6 +290,18 @@ def _new_manifest(plan: ShardPlan, run: dict[str, Any]) -> dict[str, Any]:
             "output": plan.out.name, "run": run, "shards": {}, "merged": None}
 
 
+def _check_sibling_names(out: Path) -> None:
+    """Refuse an output name too long for the files a sharded run writes beside it."""
+    widest = ShardSpec(0, 99_999)
+    siblings = [f".{manifest_path(out).name}.lock", shard_path(out, widest).name]
+    longest = max(len(name.encode()) for name in siblings)
+    if longest > NAME_MAX:
+        room = NAME_MAX - (longest - len(out.name.encode()))
+        raise CalosimError(f"{out}: name too long for a sharded run, whose manifest and shard "
+                           f"files extend it (at most {room} bytes; this one has "
+                           f"{len(out.name.encode())})")
+
+
 def prepare_run(
     model: str,
     particles: str | os.PathLike[str],
@@ -315,6 +328,7 @@ def prepare_run(
     out = Path(out).absolute()
     if output_format(out) not in SHARD_FORMATS:
         raise CalosimError(f"{out}: sharded output must be HDF5 (.h5) or ROOT (.root)")
+    _check_sibling_names(out)
     if n_per_particle < 1:
         raise CalosimError(f"n_per_particle must be at least 1, got {n_per_particle}")
     particles = Path(particles).absolute()

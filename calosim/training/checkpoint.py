@@ -29,6 +29,7 @@ from calosim.models.registry import build_model, model_classes
 
 MODEL_FORMAT = "calosim-model"
 TRAINING_STATE_FORMAT = "calosim-training-state"
+IMAGE_MODEL_FORMAT = "calosim-image-model"
 FORMAT_VERSION = 1
 _MODEL_KEYS = ("model_name", "config", "state_dict", "transforms")
 
@@ -247,7 +248,7 @@ def describe_calosim_file(path: str | Path) -> dict[str, Any]:
     provenance and integrity, without building the model."""
     path = Path(path)
     payload = None
-    for file_format in (MODEL_FORMAT, TRAINING_STATE_FORMAT, "calosim-image-model"):
+    for file_format in (MODEL_FORMAT, TRAINING_STATE_FORMAT, IMAGE_MODEL_FORMAT):
         try:
             payload = read_calosim_file(path, file_format)
             break

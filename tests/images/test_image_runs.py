@@ -48,6 +48,9 @@ def test_generation_is_seeded_and_in_the_unit_range(digits_runs, name):
 def test_an_image_model_is_not_a_zn_simulator(digits_runs):
     with pytest.raises(ModelFileError, match="calosim-image-model"):
         calosim.load(digits_runs["digits_cvae"] / "model.pt")
+    described = json.loads(invoke("info", digits_runs["digits_cvae"] / "model.pt", "--json").stdout)
+    assert described["kind"] == "image model" and described["benchmark"] == "digits"
+    assert described["integrity"]["checksum"] == "verified"
 
 
 def test_the_benchmark_prints_the_table_and_writes_json(digits_runs, tmp_path):

@@ -40,6 +40,15 @@ def raw_particles(n: int, seed: int = 0) -> np.ndarray:
     return table
 
 
+def sae_model_file(path: Path, config: dict) -> Path:
+    """A randomly initialised (torch seed 0) e2e SAE of ``config`` in a model file."""
+    torch.manual_seed(0)
+    simulator = LearnedSimulator(build_model("e2e_sae", config),
+                                 ParticleStandardiser.fit(raw_particles(100)),
+                                 model_name="e2e_sae")
+    return save_model_file(path, simulator, seed=0)
+
+
 def seeded_model(name: str, config: dict, seed: int = 11) -> GenerativeModel:
     torch.manual_seed(seed)
     return build_model(name, config)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from baseline_helpers import make_batch, one_torch_thread, raw_particles
+from baseline_helpers import make_batch, one_torch_thread, raw_particles, sae_model_file
 
 from calosim.data.dataset import ZDCDataset
 from calosim.data.transforms import ParticleStandardiser, counts_from_log
@@ -37,11 +37,7 @@ def _single_thread() -> Iterator[None]:
 @pytest.fixture
 def sae_file(tmp_path: Path) -> Path:
     """A (randomly initialised) e2e SAE in a model file."""
-    torch.manual_seed(0)
-    sae = build_model("e2e_sae", TINY_SAE)
-    simulator = LearnedSimulator(sae, ParticleStandardiser.fit(raw_particles(100)),
-                                 model_name="e2e_sae")
-    return save_model_file(tmp_path / "sae" / "model.pt", simulator, seed=0)
+    return sae_model_file(tmp_path / "sae" / "model.pt", TINY_SAE)
 
 
 def latent_model(sae_file: Path, **values) -> LatentDiffusion:

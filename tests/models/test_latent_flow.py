@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from baseline_helpers import make_batch, one_torch_thread, raw_particles
+from baseline_helpers import make_batch, one_torch_thread, raw_particles, sae_model_file
 
 from calosim.data.transforms import ParticleStandardiser
 from calosim.errors import CalosimError
@@ -33,11 +33,7 @@ def _single_thread() -> Iterator[None]:
 
 @pytest.fixture
 def sae_file(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    sae = build_model("e2e_sae", {**TINY_SAE, "decoder": "channel_totals"})
-    simulator = LearnedSimulator(sae, ParticleStandardiser.fit(raw_particles(100)),
-                                 model_name="e2e_sae")
-    return save_model_file(tmp_path / "sae" / "model.pt", simulator, seed=0)
+    return sae_model_file(tmp_path / "sae" / "model.pt", {**TINY_SAE, "decoder": "channel_totals"})
 
 
 def flow_model(sae_file: Path, **values) -> LatentFlow:

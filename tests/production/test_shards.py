@@ -289,6 +289,15 @@ def test_sharded_output_is_hdf5_or_root(tmp_path, simulator, model_file, particl
                     seed=1, n_shards=2)
 
 
+def test_a_name_too_long_for_the_shard_files_is_refused_first(tmp_path, simulator, model_file,
+                                                              particle_file):
+    out = tmp_path / ("z" * 245 + ".h5")  # legal, but its manifest's lock name would not be
+    with pytest.raises(CalosimError, match=r"name too long for a sharded run, .*at most 235 bytes"):
+        prepare_run(str(model_file), particle_file, out, simulator=simulator, seed=1,
+                    n_shards=2)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_root_shards_merge_into_the_unsharded_root_file(tmp_path, simulator, model_file,
                                                         particle_file):
     reference = tmp_path / "plain.root"
