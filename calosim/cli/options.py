@@ -70,14 +70,13 @@ device_option = click.option(
 
 
 def resolve_seed(seed: int | None) -> int:
-    """The given seed, or a fresh one announced on stderr so the run can be repeated."""
+    """The given seed, or a fresh one; commands report it in their summary line and
+    record it in their output, so a run can be repeated."""
     if seed is not None:
         return seed
     from calosim.simulators.base import fresh_seed
 
-    seed = fresh_seed()
-    click.echo(f"calosim: using seed {seed}", err=True)
-    return seed
+    return fresh_seed()
 
 
 def creator_command(**resolved: object) -> str:

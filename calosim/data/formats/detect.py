@@ -76,7 +76,8 @@ def output_format(path: str | os.PathLike[str], format: str | None = None) -> st
     else:
         name = _SUFFIX_FORMATS.get(path.suffix.lower(), "")
         if not name:
-            raise _fail(path, "cannot tell the output format from the extension; give format=")
+            raise _fail(path, "cannot tell the output format from the extension; use one of "
+                              f"{', '.join(s for s, f in _SUFFIX_FORMATS.items() if f != 'csv')}")
     if name == "csv":
         raise _fail(path, "calosim reads particle lists from CSV but does not write CSV")
     return name
