@@ -1,6 +1,8 @@
 """The `calosim` command: a thin click layer over the library.
 
-Errors a user causes print one line on stderr and exit 1; `--debug` shows tracebacks.
+Errors a user causes print one line on stderr and exit 1 (2 for a bad option or
+argument); `--debug` shows tracebacks. SIGINT and SIGTERM exit 130 and 143 with one line
+(calosim.interrupts).
 """
 
 from __future__ import annotations

@@ -417,10 +417,11 @@ class LearnedSimulator(DetectorSimulator):
                         torch.from_numpy(noise).to(self.device),
                         torch.from_numpy(conditions[rows]).to(self.device),
                     ).float().cpu().numpy()
-                    unusable = ~(np.abs(counts) <= MAX_PIXEL_COUNT).reshape(n_rows, -1).all(1)
-                    if unusable.any():
+                    # two reductions on the fast path; NaN fails both comparisons
+                    if not -MAX_PIXEL_COUNT <= counts.min() <= counts.max() <= MAX_PIXEL_COUNT:
+                        bad = ~(np.abs(counts) <= MAX_PIXEL_COUNT).reshape(n_rows, -1).all(1)
                         raise ParticleRowError(
-                            block * RANDOM_BLOCK + int(unusable.argmax()),
+                            block * RANDOM_BLOCK + int(bad.argmax()),
                             f"{self._label()} gives NaN, infinite or more than "
                             f"{MAX_PIXEL_COUNT} photons in a pixel")
                     out = responses[rows]  # a view: results are written in place
