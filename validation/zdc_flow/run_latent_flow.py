@@ -41,8 +41,10 @@ from campaign import (  # noqa: E402
     write_results,
 )
 
-GRID = (("euler", 2), ("euler", 4), ("euler", 8), ("heun", 1), ("heun", 2), ("heun", 3),
-        ("heun", 4))
+from calosim.flow import build_solver  # noqa: E402
+
+GRID = (("euler", 2), ("euler", 4), ("euler", 8), ("heun", 2), ("heun", 3), ("heun", 4),
+        ("heun", 8))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -52,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--autoencoder", type=Path, required=True,
                         help="e2e SAE model file (model.shape_loss=photon_likelihood)")
-    parser.add_argument("--spread", nargs=2, default=["heun", "3"], metavar=("SOLVER", "STEPS"))
+    parser.add_argument("--spread", nargs=2, default=["heun", "4"], metavar=("SOLVER", "STEPS"))
     parser.add_argument("--rounding", choices=["nearest", "stochastic"], default="stochastic")
     parser.add_argument("--bench-threads", type=int, default=1)
     args, campaign, test, floor = start_campaign(parser, argv)
@@ -103,7 +105,7 @@ def markdown(results: dict[str, Any], campaign: Any, args: Any) -> str:
         metrics, floor = result["validation"]["metrics"], result["validation"]["floor"]
         w1, mae = metrics["wasserstein"]["mean"], metrics["mae"]
         w1_floor, mae_floor = floor["wasserstein"]["mean"], floor["mae"]
-        evaluations = int(steps) * (2 if solver == "heun" else 1)
+        evaluations = build_solver(solver, int(steps)).evaluations
         lines.append(
             f"| {key} | {evaluations} | {w1:.2f} ({w1 / w1_floor:.2f}x) | {mae:.2f} "
             f"({mae / mae_floor:.2f}x) | {result['bench']['responses_per_second']:,.0f} |")
