@@ -122,6 +122,22 @@ def test_refinement_after_the_epochs_is_scored_and_kept_only_if_better(
     assert equal_tensors(refined, again)
 
 
+def test_training_data_outside_the_checked_ranges_still_trains(tmp_path, tiny_dataset,
+                                                               tiny_run_config):
+    """The input checks guard simulate calls on new particles; a run scores its model on
+    the particles of its own data, whatever their ranges."""
+    from calosim.data.dataset import ZDCDataset
+
+    particles = tiny_dataset.particles.copy()
+    particles[::7, 8] = 0.5  # charges no particle has
+    odd = ZDCDataset(responses=tiny_dataset.responses, particles=particles)
+    tiny_run_config["training"]["epochs"] = 1
+    result = train_tiny(tiny_run_config, odd, tmp_path / "run")
+    assert result.metrics["test"]["n"] == 50
+    with pytest.raises(CalosimError, match="charge 0.5"):
+        calosim.load(result.model_path).simulate(particles[:50], seed=1)
+
+
 def test_the_time_budget_bounds_the_refinement_too(tmp_path, tiny_dataset, tiny_run_config):
     tiny_run_config["training"].update(epochs=1000, patience=None)
     tiny_run_config["model"].update(decoder="channel_totals", refine_steps=10**7,
