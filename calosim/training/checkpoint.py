@@ -45,8 +45,12 @@ def data_fingerprint(particles: np.ndarray) -> str:
 def payload_checksum(payload: Mapping[str, Any]) -> str:
     """sha256 over every value of a calosim torch file but its ``integrity`` entry:
     tensors by dtype, shape and bytes, everything else by type and repr, keys sorted."""
+    return _sha256({k: v for k, v in payload.items() if k != "integrity"})
+
+
+def _sha256(value: Any) -> str:
     digest = hashlib.sha256()
-    _digest({k: v for k, v in payload.items() if k != "integrity"}, digest)
+    _digest(value, digest)
     return digest.hexdigest()
 
 
@@ -74,21 +78,13 @@ def _digest(value: Any, digest: Any) -> None:
         digest.update(f"{type(value).__name__} {value!r};".encode())
 
 
-def _config_checksum(config: Any) -> str | None:
-    if not isinstance(config, Mapping):
-        return None
-    digest = hashlib.sha256()
-    _digest(config, digest)
-    return digest.hexdigest()
-
-
 def atomic_torch_save(payload: Mapping[str, Any], path: str | Path) -> Path:
     """torch.save to a temporary file beside ``path``, then rename it into place; the file
     carries the checksum `read_calosim_file` verifies."""
     payload = dict(payload)
     payload["integrity"] = {
         "sha256": payload_checksum(payload),
-        "config_sha256": _config_checksum(payload.get("config")),
+        "config_sha256": _sha256(payload["config"]) if "config" in payload else None,
         "calosim_version": __version__,
     }
     # saved through a stream: torch names the archive inside after a path it is given

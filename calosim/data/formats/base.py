@@ -52,16 +52,15 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-# UnicodeDecodeError (bad CSV text) is a ValueError; zipfile.BadZipFile is an Exception;
-# zipfile raises NotImplementedError for a damaged compression method.
-_IO_ERRORS = (OSError, KeyError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile,
-              zlib.error)
+# UnicodeDecodeError (bad CSV text) is a ValueError; zipfile.BadZipFile is an Exception.
+_IO_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def _from_io_library(exc: BaseException) -> bool:
-    """Whether ``exc`` is of, or was raised inside, the file libraries (a damaged file
-    makes them raise anything, NotImplementedError and KeyError included)."""
-    libraries = ("h5py", "uproot", "awkward")
+    """Whether ``exc`` is of, or was raised inside, the file libraries: a damaged file
+    makes them raise exceptions of any type (zipfile, for one, refuses an unknown
+    compression method as unimplemented)."""
+    libraries = ("h5py", "uproot", "awkward", "zipfile")
     if type(exc).__module__.split(".")[0] in libraries:
         return True
     frame = exc.__traceback__
